@@ -1,0 +1,27 @@
+# Set-up is two commands: `make run` (the main job) and `make test`.
+# TORCH is the torch requirement: users get the normal wheel; CI pins the on-disk CPU build:
+#   make test TORCH=torch==2.13.0
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch
+PY      = $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow run bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

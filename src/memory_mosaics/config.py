@@ -1,0 +1,169 @@
+"""Typed, validated model configurations and named presets.
+
+Field names follow nanoGPT (`vocab_size`, `block_size`, `n_layer`, `n_head`, `n_embd`, `dropout`) plus
+`pmem_size` for the persistent memory. `block_size` is the *training* context: the Memory Mosaic has no
+positional encoding and accepts longer inputs; the transformer cannot.
+
+    cfg = MosaicConfig.preset("paper", n_layer=12)       # 123,588,336 parameters
+    tcfg = TransformerConfig.preset("paper", n_layer=12)  # 123,980,544 parameters
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+FFN_KINDS = ("pmem", "mlp", "swiglu")
+IMPLS = ("fast", "reference")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid. Subclasses ValueError."""
+
+
+class _Config:
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    model_type: ClassVar[str] = ""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def _check_keys(cls, keys) -> None:
+        names = cls.field_names()
+        for key in keys:
+            if key not in names:
+                hint = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise ConfigError(f"unknown {cls.__name__} key '{key}'{hint}; valid keys: {', '.join(names)}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any):
+        """A named preset with optional field overrides, e.g. `MosaicConfig.preset("paper", n_layer=1)`."""
+        if name not in cls.PRESETS:
+            raise ConfigError(f"unknown preset '{name}' for {cls.__name__}; choose one of: {', '.join(cls.PRESETS)}")
+        cls._check_keys(overrides)
+        return cls(**{**cls.PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        d = {k: v for k, v in d.items() if k != "model_type"}
+        cls._check_keys(d)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, **dataclasses.asdict(self)}
+
+    def replace(self, **changes: Any):
+        self._check_keys(changes)
+        return dataclasses.replace(self, **changes)
+
+    def _validate_common(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        for name in self.field_names():
+            if name.endswith("dropout"):
+                value = getattr(self, name)
+                if not 0.0 <= value < 1.0:
+                    raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+@dataclass
+class MosaicConfig(_Config):
+    """A Memory Mosaic: context memories (attention's place) and persistent memories (the MLP's place)."""
+
+    vocab_size: int = 50304
+    block_size: int = 512  # training context; longer inputs are allowed (no positional encoding)
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    pmem_size: int = 2688  # persistent-memory slots per head; 3.5·n_embd matches a GPT-2 block's parameters
+    dropout: float = 0.05  # residual dropout after each memory (the Library's hd_dropout)
+    cmem_attn_dropout: float = 0.0  # on context-memory retrieval weights: 0 in the paper (eft) runs, 0.05 for ICLL
+    pmem_attn_dropout: float = 0.05  # on persistent-memory retrieval weights (ic_dropout)
+    # Ablation switches (all True / "pmem" is the paper's model).
+    value_peek: bool = True  # False: v_t = α·Norm(W x_t), no look at x_{t+1}
+    key_leaky_average: bool = True  # False: k_t from x_t alone (λ = 0)
+    learn_bandwidth: bool = True  # False: β fixed at its initial value e² (θ is a buffer)
+    key_norm: bool = True  # False: keys are not L2-normalised (retrieval is then not a Gaussian kernel)
+    ffn: str = "pmem"  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
+    # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
+    impl: str = "fast"
+    scan_chunk: int = 64
+
+    model_type: ClassVar[str] = "mosaic"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        # BabiStories (Library eft semantics): no C-mem attention dropout. Depth is an override.
+        "paper": dict(vocab_size=50304, block_size=512, n_layer=12, n_head=12, n_embd=768, pmem_size=2688,
+                      dropout=0.05, cmem_attn_dropout=0.0, pmem_attn_dropout=0.05),
+        # RegBench / in-context language learning (Library regular semantics).
+        "icll": dict(vocab_size=20, block_size=1000, n_layer=2, n_head=8, n_embd=128, pmem_size=448,
+                     dropout=0.05, cmem_attn_dropout=0.05, pmem_attn_dropout=0.05),
+        # Small CPU model for real runs (character or small-BPE language modelling, benchmarks).
+        "small": dict(vocab_size=4096, block_size=256, n_layer=4, n_head=4, n_embd=128, pmem_size=448,
+                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
+        # Trains in seconds on a CPU; smoke tests.
+        "tiny": dict(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32, pmem_size=112,
+                     dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
+    }
+
+    def __post_init__(self) -> None:
+        self._validate_common()
+        if not isinstance(self.pmem_size, int) or self.pmem_size <= 0:
+            raise ConfigError(f"pmem_size must be a positive integer, got {self.pmem_size!r}")
+        if self.ffn not in FFN_KINDS:
+            raise ConfigError(f"ffn must be one of {FFN_KINDS}, got {self.ffn!r}")
+        if self.impl not in IMPLS:
+            raise ConfigError(f"impl must be one of {IMPLS}, got {self.impl!r}")
+        if self.scan_chunk < 1:
+            raise ConfigError(f"scan_chunk must be ≥ 1, got {self.scan_chunk!r}")
+
+    @property
+    def ffn_hidden(self) -> int:
+        """Hidden width of the MLP / SwiGLU ablations, matched to the persistent memory's 2d² + 2Pd weights."""
+        d, p = self.n_embd, self.pmem_size
+        return round((d + p) if self.ffn == "mlp" else 2 * (d + p) / 3)
+
+
+@dataclass
+class TransformerConfig(_Config):
+    """GPT-2 baseline (nanoGPT-style): learned positions, pre-LN, GELU MLP of width 4d, tied embeddings."""
+
+    vocab_size: int = 50304
+    block_size: int = 512  # size of the position table: the longest input the model accepts
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.05  # on the embedding sum, attention probabilities and residual outputs
+
+    model_type: ClassVar[str] = "transformer"
+    # Mirrors MosaicConfig's presets at matched parameter count (same width, heads and depth).
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        name: {k: v for k, v in p.items() if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout")}
+        for name, p in MosaicConfig.PRESETS.items()
+    }
+
+    def __post_init__(self) -> None:
+        self._validate_common()
+
+
+CONFIGS: dict[str, type[_Config]] = {"mosaic": MosaicConfig, "transformer": TransformerConfig}
+
+
+def config_from_dict(d: dict[str, Any]) -> MosaicConfig | TransformerConfig:
+    """Rebuild a config saved with `to_dict()` (it records `model_type`)."""
+    kind = d.get("model_type")
+    if kind not in CONFIGS:
+        raise ConfigError(f"config has unknown model_type {kind!r}; expected one of {list(CONFIGS)}")
+    return CONFIGS[kind].from_dict(d)

@@ -1,0 +1,43 @@
+"""Context memory (C-mem): the Memory Mosaic's replacement for an attention layer.
+
+Every position t stores the pair (k_t, v_t) — a summary of the recent past and what came next — and reads
+the pairs already stored, j < t, by Gaussian kernel regression:
+
+    y_t = c_proj( concat_h Σ_{j<t} softmax_j(k_tᵀ k_j) v_j ),      y_0 = 0
+
+Queries are the keys themselves (symmetric kernel, no W_q) and there is no positional encoding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import MosaicConfig
+from ..ops.strict_past import strict_past_retrieval, strict_past_retrieval_reference
+from .heads import merge_heads
+from .key_extractor import KeyExtractor
+from .value_extractor import ValueExtractor
+
+
+class ContextMemory(nn.Module):
+    def __init__(self, config: MosaicConfig):
+        super().__init__()
+        self.key = KeyExtractor(config, scale_power=1)
+        self.value = ValueExtractor(config)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        self.attn_dropout = config.cmem_attn_dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.impl = config.impl
+
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-head keys and values this layer stores for input x (B, T, d): (k, k, v), each (B, H, T, d_h)."""
+        k = self.key(x)
+        return k, k, self.value(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.read(x)
+        retrieve = strict_past_retrieval if self.impl == "fast" else strict_past_retrieval_reference
+        y = retrieve(q, k, v, self.attn_dropout, self.training)  # (B, H, T, d_h)
+        return self.resid_dropout(self.c_proj(merge_heads(y)))

@@ -1,0 +1,28 @@
+"""Reshaping between (B, T, d) activations and (B, H, T, d_h) per-head tensors, and per-head scalars."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, d) -> (B, H, T, d/H)."""
+    B, T, d = x.shape
+    return x.view(B, T, n_head, d // n_head).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, d_h) -> (B, T, H·d_h)."""
+    B, H, T, dh = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * dh)
+
+
+def per_head(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """View an (H,) parameter so it broadcasts over a (B, H, ...) tensor."""
+    return p.view(p.shape[0], *([1] * (like.dim() - 2)))
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    """Norm(u) = u / ‖u‖ over the last dim; a zero vector stays zero (no 0/0 NaN)."""
+    return F.normalize(x, dim=-1, eps=1e-12)

@@ -1,0 +1,78 @@
+"""Key extractor: a learned leaky average of the past, normalised and scaled per head.
+
+    k̃_t = W_φ x_t
+    k̄_t = k̃_t + λ_h k̄_{t-1},      λ_h = exp(-b_h),  b_h = 10·|ρ_h|        (the leaky average; ops/leaky_average.py)
+    k_t = s_h^p · Norm(k̄_t),        s_h = exp(min(10·θ_h, 5))
+
+p = 1 for context-memory keys (queries are the same keys, so the score is s_h² k̂ᵀk̂: β_h = s_h²) and p = 2 for
+persistent-memory queries (the bank keys carry no scale). ρ and θ are stored /10 so Adam moves them 10× faster.
+ρ starts at linspace(0.5, 5, H)/10: each head gets its own time constant, from ~2.5 tokens down to ~1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..config import MosaicConfig
+from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
+from .heads import l2_normalize, per_head, split_heads
+
+SCALE_CAP = 5.0  # s_h ≤ e^5 keeps β = s_h² below the fp16 maximum
+
+
+class KeyExtractor(nn.Module):
+    def __init__(self, config: MosaicConfig, scale_power: int = 1):
+        super().__init__()
+        d, H = config.n_embd, config.n_head
+        self.n_head, self.scale_power = H, scale_power
+        self.leaky, self.normalize = config.key_leaky_average, config.key_norm
+        self.impl, self.chunk = config.impl, config.scan_chunk
+        self.proj = nn.Linear(d, d, bias=False)  # W_φ
+        if self.leaky:
+            self.rho = nn.Parameter(torch.linspace(0.5, 5.0, H) / 10)
+        theta = torch.full((H,), 0.1)
+        if config.learn_bandwidth:
+            self.theta = nn.Parameter(theta)
+        else:
+            self.register_buffer("theta", theta)
+
+    # Per-head quantities, derived from the stored parameters (all (H,)).
+    def decay_rate(self) -> torch.Tensor:
+        """b_h; λ_h = exp(-b_h). Infinite (no memory of the past) when the leaky average is off."""
+        if not self.leaky:
+            return torch.full_like(self.theta, float("inf"))
+        return 10.0 * self.rho.abs()
+
+    def scale(self) -> torch.Tensor:
+        """The factor multiplying Norm(k̄): s_h (context memory) or s_h² (persistent memory)."""
+        return torch.exp(self.scale_power * torch.clamp(10.0 * self.theta, max=SCALE_CAP))
+
+    def bandwidth(self) -> torch.Tensor:
+        """β_h = s_h² — the inverse kernel bandwidth of the retrieval this key takes part in."""
+        return torch.exp(2.0 * torch.clamp(10.0 * self.theta, max=SCALE_CAP))
+
+    # The three stages, exposed separately so cached decoding can run them one token at a time.
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) -> k̃ (B, H, T, d_h)."""
+        return split_heads(self.proj(x), self.n_head)
+
+    def finish(self, kbar: torch.Tensor) -> torch.Tensor:
+        """k̄ (B, H, ..., d_h) -> k = s·Norm(k̄)."""
+        k = l2_normalize(kbar) if self.normalize else kbar
+        return per_head(self.scale().to(k.dtype), k) * k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d) -> keys (B, H, T, d_h)."""
+        k = self.project(x)
+        if self.leaky:
+            b = self.decay_rate()
+            k = leaky_average(k, b, self.chunk) if self.impl == "fast" else leaky_average_reference(k, b)
+        return self.finish(k)
+
+    def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step. x_t (B, 1, d), state k̄_{t-1} (B, H, 1, d_h) or None -> (k_t, k̄_t)."""
+        k = self.project(x_t)
+        if self.leaky:
+            k = leaky_average_step(state, k, self.decay_rate())
+        return self.finish(k), k

@@ -1,0 +1,66 @@
+"""Persistent memory (P-mem): the Memory Mosaic's replacement for the MLP.
+
+Each head owns learned banks M_k, M_v ∈ R^{P×d_h} (P = pmem_size), fixed after training. The query is
+built like a context-memory key (its own W_φ, leaky average and θ) but scaled by s_h², since the bank keys
+carry no scale. Every slot is visible at every position (no mask):
+
+    y_t = c_proj( concat_h α_h Σ_p softmax_p(q_tᵀ M_k[p]) M_v[p] ),    α_h = exp(10·η_h)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import MosaicConfig
+from ..ops.retrieval import retrieve
+from .heads import merge_heads, per_head
+from .key_extractor import KeyExtractor
+
+
+class PersistentMemory(nn.Module):
+    def __init__(self, config: MosaicConfig):
+        super().__init__()
+        H, P, dh = config.n_head, config.pmem_size, config.head_dim
+        self.query = KeyExtractor(config, scale_power=2)
+        self.key_bank = nn.Parameter(torch.randn(H, P, dh) / math.sqrt(dh))  # M_k
+        self.value_bank = nn.Parameter(torch.randn(H, P, dh) / math.sqrt(dh))  # M_v
+        self.eta = nn.Parameter(torch.full((H,), -0.05))
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        self.attn_dropout = config.pmem_attn_dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.impl = config.impl
+
+    def scale(self) -> torch.Tensor:
+        """α_h (H,)."""
+        return torch.exp(10.0 * self.eta)
+
+    def recall(self, q: torch.Tensor) -> torch.Tensor:
+        """Read the banks with queries q (B, H, T, d_h) -> (B, H, T, d_h), before α and c_proj."""
+        p = self.attn_dropout if self.training else 0.0
+        mk, mv = self.key_bank.to(q.dtype), self.value_bank.to(q.dtype)
+        if self.impl == "fast":
+            B = q.shape[0]  # expand is a view: the banks are not copied per batch element
+            return F.scaled_dot_product_attention(
+                q, mk.expand(B, -1, -1, -1), mv.expand(B, -1, -1, -1), dropout_p=p, scale=1.0
+            )
+        if p > 0.0:
+            w = F.dropout(torch.softmax(q @ mk.transpose(-1, -2), dim=-1), p=p)
+            return w @ mv
+        return retrieve(q, mk, mv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.query(x)
+        y = self.recall(q)
+        y = per_head(self.scale().to(y.dtype), y) * y
+        return self.resid_dropout(self.c_proj(merge_heads(y)))
+
+    def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One decoding step: x_t (B, 1, d), query state -> (output (B, 1, d), new state)."""
+        q, state = self.query.step(x_t, state)
+        y = self.recall(q)
+        y = per_head(self.scale().to(y.dtype), y) * y
+        return self.resid_dropout(self.c_proj(merge_heads(y))), state

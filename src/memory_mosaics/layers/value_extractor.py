@@ -1,0 +1,52 @@
+"""Value extractor: the one-step peek.
+
+    ṽ_t = W_ψ x_t
+    v_t = α_h · Norm((1 - γ_h) ṽ_{t+1} + γ_h ṽ_t),     α_h = exp(10·η_h),  ṽ_T := 0
+
+The value stored at t describes what came *next*; the strict-past read rule (ops/strict_past.py) keeps it
+from leaking. γ_h starts U(0,1) and is unconstrained; η_h starts at -0.05 (α = e^-0.5).
+With `value_peek=False` (ablation) v_t = α_h · Norm(ṽ_t).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import MosaicConfig
+from .heads import l2_normalize, per_head, split_heads
+
+
+class ValueExtractor(nn.Module):
+    def __init__(self, config: MosaicConfig):
+        super().__init__()
+        d, H = config.n_embd, config.n_head
+        self.n_head, self.peek = H, config.value_peek
+        self.proj = nn.Linear(d, d, bias=False)  # W_ψ
+        if self.peek:
+            self.gamma = nn.Parameter(torch.rand(H))
+        self.eta = nn.Parameter(torch.full((H,), -0.05))
+
+    def scale(self) -> torch.Tensor:
+        """α_h (H,)."""
+        return torch.exp(10.0 * self.eta)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) -> ṽ (B, H, T, d_h)."""
+        return split_heads(self.proj(x), self.n_head)
+
+    def mix(self, v_now: torch.Tensor, v_next: torch.Tensor | None) -> torch.Tensor:
+        """v = α·Norm((1-γ) ṽ_next + γ ṽ_now). v_next=None means the next input is unknown (or peek is off)."""
+        if self.peek:
+            g = per_head(self.gamma.to(v_now.dtype), v_now)
+            v = g * v_now if v_next is None else g * v_now + (1.0 - g) * v_next
+        else:
+            v = v_now
+        return per_head(self.scale().to(v.dtype), v) * l2_normalize(v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0."""
+        v = self.project(x)
+        v_next = F.pad(v[:, :, 1:], (0, 0, 0, 1)) if self.peek else None
+        return self.mix(v, v_next)

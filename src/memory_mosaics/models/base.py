@@ -1,0 +1,41 @@
+"""What both language models share: input checks, parameter groups, and the public call convention
+`model(idx) -> logits` with idx a LongTensor (B, T) and logits (B, T, vocab_size)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class CausalLM(nn.Module):
+    config: object
+
+    def check_tokens(self, idx: torch.Tensor) -> None:
+        """Raise ValueError naming the problem for a malformed token batch."""
+        if not isinstance(idx, torch.Tensor):
+            raise ValueError(f"expected token ids as a torch.Tensor, got {type(idx).__name__}")
+        if idx.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"token ids must be an integer tensor (torch.long), got dtype {idx.dtype}")
+        if idx.dim() != 2:
+            raise ValueError(f"token ids must have shape (batch, time), got shape {tuple(idx.shape)}")
+        if idx.shape[1] == 0:
+            raise ValueError("token ids must contain at least one position, got an empty sequence")
+        if torch.compiler.is_compiling():
+            return  # the range check needs a device sync and a data-dependent branch
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
+
+    def num_params(self) -> int:
+        """Parameter count, tied weights counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups as in the reference: decay tensors with ≥ 2 dims (matrices, embedding, memory banks),
+        not 1-D ones (LayerNorm weights, per-head scalars)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]

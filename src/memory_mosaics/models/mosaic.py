@@ -1,0 +1,82 @@
+"""The Memory Mosaic language model.
+
+    x = E[idx]                                  token embedding only: no positional encoding of any kind
+    repeat n_layer times (pre-LN residual):
+        x = x + ContextMemory(LN₁(x))           (layers/context_memory.py)
+        x = x + PersistentMemory(LN₂(x))        (layers/persistent_memory.py)
+    logits = LN_f(x) Eᵀ / √d                    tied embedding; 1/√d because E is initialised with std 1/√d
+
+Initialisation follows the authors' Library: every Linear N(0, 1/fan_in); c_proj N(0, 1/(fan_in·n_layer));
+banks N(0, 1/d_h); the tied embedding std 1/√d (the output Linear's init wins over nn.Embedding's N(0,1)),
+so the initial loss is close to ln(vocab_size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ..config import MosaicConfig
+from ..layers import MLP, ContextMemory, PersistentMemory, SwiGLU
+from .base import CausalLM
+
+
+class MosaicBlock(nn.Module):
+    def __init__(self, config: MosaicConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=False)
+        self.cmem = ContextMemory(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=False)
+        if config.ffn == "pmem":
+            self.pmem = PersistentMemory(config)
+        else:
+            cls = MLP if config.ffn == "mlp" else SwiGLU
+            self.pmem = cls(config.n_embd, config.ffn_hidden, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.cmem(self.ln_1(x))
+        return x + self.pmem(self.ln_2(x))
+
+
+class MemoryMosaic(CausalLM):
+    def __init__(self, config: MosaicConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList(MosaicBlock(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=False)
+        self.logit_scale = 1.0 / math.sqrt(config.n_embd)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        c = self.config
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                fan_in = module.in_features
+                scale = c.n_layer if name.endswith("c_proj") else 1
+                nn.init.normal_(module.weight, std=1.0 / math.sqrt(fan_in * scale))
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+            elif isinstance(module, PersistentMemory):
+                nn.init.normal_(module.key_bank, std=1.0 / math.sqrt(c.head_dim))
+                nn.init.normal_(module.value_bank, std=1.0 / math.sqrt(c.head_dim))
+        nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
+
+    def set_impl(self, impl: str) -> "MemoryMosaic":
+        """Switch every layer between the "fast" and "reference" implementations (same parameters)."""
+        self.config = self.config.replace(impl=impl)
+        for module in self.modules():
+            if hasattr(module, "impl"):
+                module.impl = impl
+        return self
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, vocab_size). Any T ≥ 1 (block_size is only the training context)."""
+        self.check_tokens(idx)
+        x = self.wte(idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t())

@@ -1,0 +1,16 @@
+"""Functional kernels. Each fast path sits beside the plain reference it is tested against."""
+
+from .leaky_average import leaky_average, leaky_average_reference, leaky_average_step
+from .retrieval import kernel_regression, retrieval_weights, retrieve
+from .strict_past import (
+    strict_past_mask,
+    strict_past_retrieval,
+    strict_past_retrieval_reference,
+    strict_past_weights,
+)
+
+__all__ = [
+    "leaky_average", "leaky_average_reference", "leaky_average_step",
+    "kernel_regression", "retrieve", "retrieval_weights",
+    "strict_past_mask", "strict_past_retrieval", "strict_past_retrieval_reference", "strict_past_weights",
+]

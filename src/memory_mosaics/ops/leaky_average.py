@@ -1,0 +1,74 @@
+"""The leaky average of the past: the key extractor's time constant.
+
+    y_t = x_t + λ_h · y_{t-1},   y_0 = x_0,   λ_h = exp(-b_h),   b_h ≥ 0
+
+`x` is laid out (B, H, T, D) and `b` is (H,), one decay rate per head.
+
+Three implementations, equal to float tolerance:
+- `leaky_average_reference`: the T×T lower-triangular matrix exp(-b (t-i)) applied to x — the Library's
+  "regular" version. O(T²) time and memory; the readable definition the others are tested against.
+- `leaky_average`: a chunked scan. Inside a chunk of C steps it applies the C×C matrix; the state carried
+  from chunk to chunk obeys the *same* recurrence with decay b·C, so it is computed by calling
+  `leaky_average` recursively on the chunk-end states. O(T·C) time and memory, fully differentiable
+  (plain autograd through matmuls), no exp(+b t) growth so no overflow at any length.
+- `leaky_average_step`: one step of the recurrence, for cached generation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_CHUNK = 64
+
+
+def _decay_matrix(b: torch.Tensor, n: int) -> torch.Tensor:
+    """(H, n, n) matrix M[h, t, i] = exp(-b_h (t - i)) for i ≤ t, else 0."""
+    pos = torch.arange(n, device=b.device, dtype=b.dtype)
+    lag = pos[:, None] - pos[None, :]  # (n, n), t - i
+    causal = lag >= 0
+    # Clamp the masked lags to 0 before exp so their gradient is finite (they are zeroed anyway).
+    lag = torch.where(causal, lag, torch.zeros_like(lag))
+    m = torch.exp(-b[:, None, None] * lag)
+    return m * causal
+
+
+def leaky_average_reference(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Reference: y = M x with the full T×T decay matrix. x: (B, H, T, D), b: (H,)."""
+    T = x.shape[-2]
+    m = _decay_matrix(b.to(x.dtype), T)  # (H, T, T)
+    return m @ x
+
+
+def leaky_average(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+    """Chunked O(T) leaky average. x: (B, H, T, D), b: (H,) with b ≥ 0. Returns (B, H, T, D)."""
+    B, H, T, D = x.shape
+    b = b.to(x.dtype)
+    if T <= chunk:
+        return _decay_matrix(b, T) @ x
+    n_chunks = -(-T // chunk)
+    pad = n_chunks * chunk - T
+    if pad:  # zeros appended at the end cannot change earlier outputs
+        x = F.pad(x, (0, 0, 0, pad))
+    xc = x.view(B, H, n_chunks, chunk, D)
+    # Within each chunk, as if the state entering the chunk were zero.
+    inner = _decay_matrix(b, chunk)[None, :, None] @ xc  # (B, H, N, C, D)
+    # State entering chunk n: S_{n-1}, where S_n = inner_n[C-1] + exp(-b C) S_{n-1}: a leaky average with decay b·C.
+    ends = inner[:, :, :, -1]  # (B, H, N, D)
+    carried = leaky_average(ends, b * chunk, chunk)  # S_n for n = 0..N-1
+    carried = F.pad(carried[:, :, :-1], (0, 0, 1, 0))  # S_{n-1}; nothing enters chunk 0
+    # A state entering a chunk has decayed by exp(-b (c+1)) at offset c.
+    offs = torch.arange(1, chunk + 1, device=x.device, dtype=x.dtype)
+    entry_decay = torch.exp(-b[:, None] * offs)  # (H, C)
+    y = inner + entry_decay[None, :, None, :, None] * carried[:, :, :, None, :]
+    y = y.reshape(B, H, n_chunks * chunk, D)
+    return y[:, :, :T] if pad else y
+
+
+def leaky_average_step(state: torch.Tensor | None, x_t: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """One step of the recurrence for decoding. state, x_t: (B, H, D) (or (B, H, 1, D)); b: (H,)."""
+    if state is None:
+        return x_t
+    lam = torch.exp(-b.to(x_t.dtype))
+    lam = lam.view(-1, *([1] * (x_t.dim() - 2)))  # broadcast over (H, ..., D)
+    return x_t + lam * state

@@ -1,0 +1,58 @@
+"""Associative-memory retrieval: Gaussian kernel regression over stored (key, value) pairs.
+
+A memory holds pairs {(k_i, v_i)} and answers a query k with the Nadaraya–Watson estimate of E[V | K = k]:
+
+    f(k) = Σ_i exp(-β ‖k - k_i‖²) v_i / Σ_j exp(-β ‖k - k_j‖²)
+
+When every stored key has the same norm, ‖k‖² and ‖k_i‖² cancel between numerator and denominator and
+
+    f(k) = Σ_i softmax_i(2β kᵀk_i) v_i
+
+which is dot-product attention with no 1/√d factor. Memory Mosaics store unit keys scaled by s_h and absorb
+the 2 into the bandwidth, so layers call `retrieve` with the scale already inside the keys (scale=1).
+
+Shapes: queries (..., Tq, D), keys (..., Tk, D), values (..., Tk, Dv); leading dims broadcast.
+`mask` is boolean (..., Tq, Tk), True where the pair may be read. A query that may read no pair returns 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _softmax_weights(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return torch.softmax(logits, dim=-1)
+    weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+    # A row with no admissible pair is all -inf -> NaN after softmax; it reads nothing: weight 0.
+    return torch.where(mask.any(dim=-1, keepdim=True), weights, torch.zeros_like(weights))
+
+
+def kernel_regression(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    beta: float | torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The explicit Gaussian-kernel estimate, for any key norms. beta broadcasts against (..., Tq, Tk)."""
+    sq_dist = (queries.unsqueeze(-2) - keys.unsqueeze(-3)).pow(2).sum(-1)  # (..., Tq, Tk)
+    return _softmax_weights(-beta * sq_dist, mask) @ values
+
+
+def retrieve(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    beta: float | torch.Tensor = 1.0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """softmax(β qᵀk) v — kernel regression with bandwidth β/2 when keys share one norm."""
+    return retrieval_weights(queries, keys, beta, mask) @ values
+
+
+def retrieval_weights(
+    queries: torch.Tensor, keys: torch.Tensor, beta: float | torch.Tensor = 1.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The weights softmax(β qᵀk) themselves (rows that may read nothing are 0), for inspection."""
+    return _softmax_weights(beta * (queries @ keys.transpose(-1, -2)), mask)

@@ -1,0 +1,130 @@
+"""Each layer's fast path against its reference path: outputs and the gradient of every parameter
+(decay ρ, bandwidth θ, peek mix γ, scales η, projections, banks)."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from memory_mosaics import MosaicConfig
+from memory_mosaics.layers import ContextMemory, KeyExtractor, PersistentMemory, ValueExtractor
+from memory_mosaics.ops import leaky_average_reference
+from tests.conftest import assert_close
+
+CFG = MosaicConfig.preset("tiny", n_embd=24, n_head=3, pmem_size=10, scan_chunk=8)
+
+
+def set_impl(module, impl):
+    for m in module.modules():
+        if hasattr(m, "impl"):
+            m.impl = impl
+    return module
+
+
+def compare_fast_and_reference(module, x, rtol=1e-5, atol=1e-6):
+    # With T = 1 there is no past, so the decay legitimately gets no gradient.
+    # With T = 2 a query reads a single pair (softmax weight 1), so no gradient reaches the keys either.
+    require_nonzero = x.shape[1] > 2
+    fast = set_impl(module, "fast")
+    ref = set_impl(copy.deepcopy(module), "reference")
+    y_fast, y_ref = fast(x), ref(x)
+    assert_close(y_fast, y_ref, rtol, atol, what="forward")
+    g = torch.randn_like(y_fast)
+    y_fast.backward(g)
+    y_ref.backward(g)
+    names = [n for n, p in fast.named_parameters()]
+    assert names, "module has no parameters"
+    for (name, p_fast), p_ref in zip(fast.named_parameters(), ref.parameters()):
+        assert p_fast.grad is not None, f"{name} got no gradient"
+        assert not require_nonzero or p_fast.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
+        assert_close(p_fast.grad, p_ref.grad, rtol, atol, what=f"grad {name}")
+    return names
+
+
+@pytest.mark.parametrize("T", [1, 9, 40])
+def test_key_extractor(T):
+    torch.manual_seed(0)
+    names = compare_fast_and_reference(KeyExtractor(CFG), torch.randn(2, T, 24))
+    assert {"proj.weight", "rho", "theta"} <= set(names)
+
+
+def test_key_extractor_definition():
+    torch.manual_seed(1)
+    ke = KeyExtractor(CFG)
+    x = torch.randn(1, 12, 24)
+    k = ke(x)
+    kbar = leaky_average_reference(ke.project(x), 10 * ke.rho.abs())
+    s = torch.exp(torch.clamp(10 * ke.theta, max=5)).view(-1, 1, 1)
+    assert_close(k, s * kbar / kbar.norm(dim=-1, keepdim=True))
+    assert_close(k.norm(dim=-1), s.expand(-1, 12, 1).squeeze(-1)[None].expand(1, -1, -1))
+    # β = s² starts at e², λ spans e^-0.5 .. e^-5
+    assert_close(ke.bandwidth(), torch.full((3,), math.e**2))
+    assert_close(torch.exp(-ke.decay_rate()), torch.exp(-torch.linspace(0.5, 5, 3)))
+
+
+def test_bandwidth_cap_blocks_gradient():
+    ke = KeyExtractor(CFG)
+    with torch.no_grad():
+        ke.theta.fill_(1.0)  # 10θ = 10 > cap 5
+    ke.bandwidth().sum().backward()
+    assert torch.equal(ke.theta.grad, torch.zeros(3))
+    assert_close(ke.bandwidth(), torch.full((3,), math.exp(10)))
+
+
+def test_value_extractor_definition():
+    torch.manual_seed(2)
+    ve = ValueExtractor(CFG)
+    x = torch.randn(2, 7, 24)
+    v = ve(x)
+    vt = ve.project(x)
+    g = ve.gamma.view(-1, 1, 1)
+    for t in range(7):
+        nxt = vt[:, :, t + 1] if t + 1 < 7 else torch.zeros_like(vt[:, :, t])
+        mix = (1 - g[:, 0]) * nxt + g[:, 0] * vt[:, :, t]
+        want = torch.exp(10 * ve.eta).view(-1, 1) * mix / mix.norm(dim=-1, keepdim=True)
+        assert_close(v[:, :, t], want, what=f"t={t}")
+
+
+def test_value_with_gamma_zero_has_no_nan_at_last_position():
+    ve = ValueExtractor(CFG)
+    with torch.no_grad():
+        ve.gamma.zero_()
+    v = ve(torch.randn(1, 5, 24))
+    assert torch.isfinite(v).all()
+    assert torch.equal(v[:, :, -1], torch.zeros_like(v[:, :, -1]))
+
+
+@pytest.mark.parametrize("T", [1, 2, 30])
+def test_context_memory(T):
+    torch.manual_seed(3)
+    names = compare_fast_and_reference(ContextMemory(CFG), torch.randn(2, T, 24)) if T > 1 else None
+    if T == 1:  # one position reads nothing: the output is exactly zero
+        assert torch.equal(ContextMemory(CFG)(torch.randn(2, 1, 24)), torch.zeros(2, 1, 24))
+    else:
+        assert {"key.rho", "key.theta", "value.gamma", "value.eta", "c_proj.weight"} <= set(names)
+
+
+def test_context_memory_first_position_is_zero():
+    cm = ContextMemory(CFG)
+    assert torch.equal(cm(torch.randn(3, 11, 24))[:, 0], torch.zeros(3, 24))
+
+
+@pytest.mark.parametrize("T", [1, 30])
+def test_persistent_memory(T):
+    torch.manual_seed(4)
+    names = compare_fast_and_reference(PersistentMemory(CFG), torch.randn(2, T, 24))
+    assert {"key_bank", "value_bank", "eta", "query.rho", "query.theta"} <= set(names)
+
+
+def test_persistent_memory_definition():
+    torch.manual_seed(5)
+    pm = PersistentMemory(CFG)
+    x = torch.randn(1, 6, 24)
+    q = pm.query(x)  # (1, H, T, dh), scaled by s²
+    s2 = torch.exp(2 * torch.clamp(10 * pm.query.theta, max=5)).view(-1, 1)
+    assert_close(q.norm(dim=-1)[0], s2.expand(-1, 6))
+    w = torch.softmax(q @ pm.key_bank.transpose(-1, -2), dim=-1)
+    y = torch.exp(10 * pm.eta).view(1, -1, 1, 1) * (w @ pm.value_bank)
+    want = pm.c_proj(y.transpose(1, 2).reshape(1, 6, 24))
+    assert_close(pm(x), want)

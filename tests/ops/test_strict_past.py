@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from memory_mosaics.ops import strict_past_retrieval, strict_past_retrieval_reference, strict_past_weights
+from tests.conftest import assert_close
+
+
+@pytest.mark.parametrize("T", [1, 2, 5, 33])
+def test_fast_matches_reference_forward_and_backward(T):
+    torch.manual_seed(T)
+    q = torch.randn(2, 3, T, 4, requires_grad=True)
+    k = torch.randn(2, 3, T, 4, requires_grad=True)
+    v = torch.randn(2, 3, T, 4, requires_grad=True)
+    y_ref = strict_past_retrieval_reference(q, k, v)
+    y = strict_past_retrieval(q, k, v)
+    assert_close(y, y_ref, what="forward")
+    if T == 1:  # nothing to read: the output is a constant 0
+        assert torch.equal(y, torch.zeros_like(y))
+        return
+    g = torch.randn_like(y)
+    for a, b_, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
+        assert_close(a, b_, what=f"grad {name}")
+
+
+def test_first_output_is_zero_and_rows_sum_to_one():
+    torch.manual_seed(0)
+    q = k = torch.randn(1, 2, 10, 4)
+    v = torch.randn(1, 2, 10, 4)
+    assert torch.equal(strict_past_retrieval(q, k, v)[:, :, 0], torch.zeros(1, 2, 4))
+    w = strict_past_weights(q, k)
+    assert torch.equal(w[..., 0, :], torch.zeros(1, 2, 10))
+    assert_close(w[..., 1:, :].sum(-1), torch.ones(1, 2, 9))
+    assert torch.all(torch.triu(w) == 0), "query t must never read j ≥ t"
+
+
+@pytest.mark.parametrize("impl", [strict_past_retrieval, strict_past_retrieval_reference])
+def test_value_at_t_is_never_read_at_t(impl):
+    # Changing v_t (which holds x_{t+1}) must not change y_0..y_t.
+    torch.manual_seed(1)
+    q = k = torch.randn(1, 1, 12, 4)
+    v = torch.randn(1, 1, 12, 4)
+    v2 = v.clone()
+    v2[:, :, 6] += 5.0
+    y, y2 = impl(q, k, v), impl(q, k, v2)
+    assert torch.equal(y[:, :, :7], y2[:, :, :7])
+    assert not torch.allclose(y[:, :, 7:], y2[:, :, 7:])
