@@ -1,0 +1,48 @@
+"""The `mosaic` command line. Each subcommand lives in its own module `cmd_<name>.py` in this package and
+defines `add_parser(subparsers)` (which registers itself and sets `func`) — they are discovered here, so
+adding a subcommand never touches this file.
+
+User errors (bad paths, bad config keys, corrupt checkpoints...) are raised as `UserError` (or ValueError /
+FileNotFoundError) and printed as one line, with exit status 2 — no traceback. `MOSAIC_DEBUG=1` shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed as one line without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mosaic", description="Memory Mosaics: train, evaluate, sample, inspect.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{info.name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.func(args)
+    except (UserError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        if os.environ.get("MOSAIC_DEBUG"):
+            raise
+        print(f"mosaic {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mosaic {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
