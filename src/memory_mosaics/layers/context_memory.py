@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import ContextMemoryCache, GrowingBuffer
 from ..config import MosaicConfig
 from ..ops.strict_past import strict_past_retrieval, strict_past_retrieval_reference
 from .heads import merge_heads
@@ -41,3 +42,24 @@ class ContextMemory(nn.Module):
         retrieve = strict_past_retrieval if self.impl == "fast" else strict_past_retrieval_reference
         y = retrieve(q, k, v, self.attn_dropout, self.training)  # (B, H, T, d_h)
         return self.resid_dropout(self.c_proj(merge_heads(y)))
+
+    # --- cached decoding (generation.py) ---
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, ContextMemoryCache]:
+        """Forward over a prompt x (B, T, d) in one parallel pass, returning the output and the cache."""
+        k, key_state = self.key.prefill(x)
+        v_raw = self.value.project(x)
+        v_next = F.pad(v_raw[:, :, 1:], (0, 0, 0, 1)) if self.value.peek else None
+        v = self.value.mix(v_raw, v_next)
+        y = strict_past_retrieval(k, k, v)
+        cache = ContextMemoryCache(key_state, GrowingBuffer(k), GrowingBuffer(v[:, :, :-1]), v_raw[:, :, -1:])
+        return self.c_proj(merge_heads(y)), cache
+
+    def step(self, x_t: torch.Tensor, cache: ContextMemoryCache) -> torch.Tensor:
+        """One new position x_t (B, 1, d): complete the pending value, read the past, store this position."""
+        q, cache.key_state = self.key.step(x_t, cache.key_state)
+        v_raw = self.value.project(x_t)
+        cache.values.append(self.value.mix(cache.pending, v_raw))  # v_{t-1} now that x_t is known
+        y = F.scaled_dot_product_attention(q, cache.keys.view(), cache.values.view(), scale=1.0)  # reads j < t
+        cache.keys.append(q)
+        cache.pending = v_raw
+        return self.c_proj(merge_heads(y))

@@ -62,13 +62,21 @@ class KeyExtractor(nn.Module):
         k = l2_normalize(kbar) if self.normalize else kbar
         return per_head(self.scale().to(k.dtype), k) * k
 
+    def average(self, k: torch.Tensor) -> torch.Tensor:
+        """k̃ (B, H, T, d_h) -> k̄, the leaky average over time (identity when the ablation turns it off)."""
+        if not self.leaky:
+            return k
+        b = self.decay_rate()
+        return leaky_average(k, b, self.chunk) if self.impl == "fast" else leaky_average_reference(k, b)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, d) -> keys (B, H, T, d_h)."""
-        k = self.project(x)
-        if self.leaky:
-            b = self.decay_rate()
-            k = leaky_average(k, b, self.chunk) if self.impl == "fast" else leaky_average_reference(k, b)
-        return self.finish(k)
+        return self.finish(self.average(self.project(x)))
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like forward, also returning the decoding state k̄ at the last position (B, H, 1, d_h)."""
+        kbar = self.average(self.project(x))
+        return self.finish(kbar), kbar[:, :, -1:]
 
     def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One decoding step. x_t (B, 1, d), state k̄_{t-1} (B, H, 1, d_h) or None -> (k_t, k̄_t)."""

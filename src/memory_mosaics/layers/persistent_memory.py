@@ -52,15 +52,19 @@ class PersistentMemory(nn.Module):
             return w @ mv
         return retrieve(q, mk, mv)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.query(x)
+    def _read(self, q: torch.Tensor) -> torch.Tensor:
         y = self.recall(q)
         y = per_head(self.scale().to(y.dtype), y) * y
         return self.resid_dropout(self.c_proj(merge_heads(y)))
 
-    def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decoding step: x_t (B, 1, d), query state -> (output (B, 1, d), new state)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._read(self.query(x))
+
+    # --- cached decoding (generation.py): the only state is the query's leaky average ---
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, state = self.query.prefill(x)
+        return self._read(q), state
+
+    def step(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q, state = self.query.step(x_t, state)
-        y = self.recall(q)
-        y = per_head(self.scale().to(y.dtype), y) * y
-        return self.resid_dropout(self.c_proj(merge_heads(y))), state
+        return self._read(q), state

@@ -27,6 +27,13 @@ class CausalLM(nn.Module):
             bad = lo if lo < 0 else hi
             raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
 
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample max_new_tokens tokens after idx (B, T); temperature 0 is greedy. See generation.py."""
+        from ..generation import generate
+
+        return generate(self, idx, max_new_tokens, temperature, top_k, use_cache, generator)
+
     def num_params(self) -> int:
         """Parameter count, tied weights counted once."""
         return sum(p.numel() for p in self.parameters())

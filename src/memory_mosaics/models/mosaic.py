@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..cache import ModelCache
 from ..config import MosaicConfig
 from ..layers import MLP, ContextMemory, PersistentMemory, SwiGLU
 from .base import CausalLM
@@ -38,6 +39,23 @@ class MosaicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.cmem(self.ln_1(x))
         return x + self.pmem(self.ln_2(x))
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        y, cmem_cache = self.cmem.prefill(self.ln_1(x))
+        x = x + y
+        if isinstance(self.pmem, PersistentMemory):
+            y, pmem_state = self.pmem.prefill(self.ln_2(x))
+        else:  # MLP / SwiGLU ablation: stateless
+            y, pmem_state = self.pmem(self.ln_2(x)), None
+        return x + y, [cmem_cache, pmem_state]
+
+    def step(self, x_t: torch.Tensor, cache: list) -> torch.Tensor:
+        x_t = x_t + self.cmem.step(self.ln_1(x_t), cache[0])
+        if isinstance(self.pmem, PersistentMemory):
+            y, cache[1] = self.pmem.step(self.ln_2(x_t), cache[1])
+        else:
+            y = self.pmem(self.ln_2(x_t))
+        return x_t + y
 
 
 class MemoryMosaic(CausalLM):
@@ -79,4 +97,28 @@ class MemoryMosaic(CausalLM):
         x = self.wte(idx)
         for block in self.blocks:
             x = block(x)
+        return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t())
+
+    # --- cached decoding; see generation.py for the sampling loop ---
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, ModelCache]:
+        """Run a prompt (B, T) in one parallel pass: logits (B, T, V) and the cache to continue from."""
+        self.check_tokens(idx)
+        x = self.wte(idx)
+        cache = ModelCache(length=idx.shape[1])
+        for block in self.blocks:
+            x, block_cache = block.prefill(x)
+            cache.blocks.append(block_cache)
+        return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t()), cache
+
+    @torch.no_grad()
+    def decode_step(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
+        """Consume one new token per sequence (B, 1) and return its logits (B, 1, V). O(context) work."""
+        self.check_tokens(idx)
+        if idx.shape[1] != 1:
+            raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
+        x = self.wte(idx)
+        for block, block_cache in zip(self.blocks, cache.blocks):
+            x = block.step(x, block_cache)
+        cache.length += 1
         return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t())

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import GrowingBuffer, KVCache, ModelCache
 from ..config import TransformerConfig
 from ..layers import MLP
 from ..layers.heads import merge_heads, split_heads
@@ -38,6 +39,18 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         return self.resid_dropout(self.c_proj(merge_heads(y)))
 
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        q, k, v = self.qkv(x)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(merge_heads(y)), KVCache(GrowingBuffer(k), GrowingBuffer(v))
+
+    def step(self, x_t: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        q, k, v = self.qkv(x_t)
+        cache.keys.append(k)
+        cache.values.append(v)
+        y = F.scaled_dot_product_attention(q, cache.keys.view(), cache.values.view())  # the new token sees all
+        return self.c_proj(merge_heads(y))
+
 
 class TransformerBlock(nn.Module):
     def __init__(self, config: TransformerConfig):
@@ -50,6 +63,15 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        y, cache = self.attn.prefill(self.ln_1(x))
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), cache
+
+    def step(self, x_t: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        x_t = x_t + self.attn.step(self.ln_1(x_t), cache)
+        return x_t + self.mlp(self.ln_2(x_t))
 
 
 class Transformer(CausalLM):
@@ -87,4 +109,29 @@ class Transformer(CausalLM):
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for block in self.blocks:
             x = block(x)
+        return self.ln_f(x) @ self.wte.weight.t()
+
+    # --- cached decoding (KV cache); see generation.py ---
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, ModelCache]:
+        self.check_tokens(idx)
+        T = idx.shape[1]
+        self.check_length(T)
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        cache = ModelCache(length=T)
+        for block in self.blocks:
+            x, block_cache = block.prefill(x)
+            cache.blocks.append(block_cache)
+        return self.ln_f(x) @ self.wte.weight.t(), cache
+
+    @torch.no_grad()
+    def decode_step(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
+        self.check_tokens(idx)
+        if idx.shape[1] != 1:
+            raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
+        self.check_length(cache.length + 1)
+        x = self.wte(idx) + self.wpe.weight[cache.length]
+        for block, block_cache in zip(self.blocks, cache.blocks):
+            x = block.step(x, block_cache)
+        cache.length += 1
         return self.ln_f(x) @ self.wte.weight.t()
