@@ -23,6 +23,8 @@ def per_head(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return p.view(p.shape[0], *([1] * (like.dim() - 2)))
 
 
-def l2_normalize(x: torch.Tensor) -> torch.Tensor:
-    """Norm(u) = u / ‖u‖ over the last dim; a zero vector stays zero (no 0/0 NaN)."""
-    return F.normalize(x, dim=-1, eps=1e-12)
+def scaled_l2_normalize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """scale_h · Norm(x) for (B, H, ..., D) x and (H,) scale. Folding the scale into the 1/‖x‖ factor makes it a
+    single full-size multiply (and the scale's gradient a reduction over (B, H, T, 1), not (B, H, T, D))."""
+    inv_norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+    return x * (per_head(scale.to(x.dtype), x) * inv_norm)

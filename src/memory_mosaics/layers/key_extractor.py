@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..config import MosaicConfig
 from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
-from .heads import l2_normalize, per_head, split_heads
+from .heads import per_head, scaled_l2_normalize, split_heads
 
 SCALE_CAP = 5.0  # s_h ≤ e^5 keeps β = s_h² below the fp16 maximum
 
@@ -59,8 +59,9 @@ class KeyExtractor(nn.Module):
 
     def finish(self, kbar: torch.Tensor) -> torch.Tensor:
         """k̄ (B, H, ..., d_h) -> k = s·Norm(k̄)."""
-        k = l2_normalize(kbar) if self.normalize else kbar
-        return per_head(self.scale().to(k.dtype), k) * k
+        if self.normalize:
+            return scaled_l2_normalize(kbar, self.scale())
+        return per_head(self.scale().to(kbar.dtype), kbar) * kbar
 
     def average(self, k: torch.Tensor) -> torch.Tensor:
         """k̃ (B, H, T, d_h) -> k̄, the leaky average over time (identity when the ablation turns it off)."""

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import MosaicConfig
-from .heads import l2_normalize, per_head, split_heads
+from .heads import per_head, scaled_l2_normalize, split_heads
 
 
 class ValueExtractor(nn.Module):
@@ -38,12 +38,11 @@ class ValueExtractor(nn.Module):
 
     def mix(self, v_now: torch.Tensor, v_next: torch.Tensor | None) -> torch.Tensor:
         """v = α·Norm((1-γ) ṽ_next + γ ṽ_now). v_next=None means the next input is unknown (or peek is off)."""
+        v = v_now
         if self.peek:
             g = per_head(self.gamma.to(v_now.dtype), v_now)
-            v = g * v_now if v_next is None else g * v_now + (1.0 - g) * v_next
-        else:
-            v = v_now
-        return per_head(self.scale().to(v.dtype), v) * l2_normalize(v)
+            v = g * v_now if v_next is None else v_next + g * (v_now - v_next)
+        return scaled_l2_normalize(v, self.scale())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, d) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0."""

@@ -50,9 +50,11 @@ def leaky_average(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) 
     pad = n_chunks * chunk - T
     if pad:  # zeros appended at the end cannot change earlier outputs
         x = F.pad(x, (0, 0, 0, pad))
-    xc = x.view(B, H, n_chunks, chunk, D)
-    # Within each chunk, as if the state entering the chunk were zero.
-    inner = _decay_matrix(b, chunk)[None, :, None] @ xc  # (B, H, N, C, D)
+    # Within each chunk, as if the state entering the chunk were zero: one (C×C) @ (C × B·N·D) matmul per head.
+    # (A broadcast matmul over (B, N) would be B·N tiny GEMMs and a reduction in the backward pass.)
+    xc = x.reshape(B, H, n_chunks, chunk, D).permute(1, 3, 0, 2, 4).reshape(H, chunk, B * n_chunks * D)
+    inner = torch.bmm(_decay_matrix(b, chunk), xc)  # (H, C, B·N·D)
+    inner = inner.view(H, chunk, B, n_chunks, D).permute(2, 0, 3, 1, 4)  # (B, H, N, C, D)
     # State entering chunk n: S_{n-1}, where S_n = inner_n[C-1] + exp(-b C) S_{n-1}: a leaky average with decay b·C.
     ends = inner[:, :, :, -1]  # (B, H, N, D)
     carried = leaky_average(ends, b * chunk, chunk)  # S_n for n = 0..N-1

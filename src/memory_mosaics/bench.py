@@ -1,0 +1,198 @@
+"""Side-by-side speed and memory benchmarks (`mosaic bench`, `make bench`).
+
+Everything is measured in one process, interleaved (one repeat of every variant, then the next repeat), after
+warm-up, and reported as medians and ratios: machines are noisy and absolute times mean little.
+
+- training: forward + backward + AdamW step, tokens/s, for the Memory Mosaic fast path, its reference path, and
+  the parameter-matched transformer; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
+  backward, deduplicated by storage — what grows with T and differs between models).
+- generation: tokens/s of cached vs uncached decoding after prompts of several lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .config import MosaicConfig, TransformerConfig
+from .models import MemoryMosaic, Transformer
+
+TRAIN_VARIANTS = ("mosaic-fast", "mosaic-reference", "transformer")
+
+
+@dataclass
+class BenchConfig:
+    preset: str = "small"
+    vocab_size: int = 4096
+    seq_lens: tuple[int, ...] = (256, 1024, 4096)
+    tokens_per_batch: int = 2048
+    gen_contexts: tuple[int, ...] = (256, 1024, 4096)
+    gen_new_tokens: int = 128
+    uncached_max_tokens: int = 128  # uncached decoding is O(context²): cap its token count at long contexts
+    repeats: int = 5
+    warmup: int = 2
+    reference_max_len: int = 4096  # the T×T reference path is skipped above this length
+    device: str = "cpu"
+    dtype: str = "float32"
+    skip: tuple[str, ...] = field(default_factory=tuple)  # "train", "generate"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _build(variant: str, cfg: BenchConfig, block_size: int, device, dtype):
+    torch.manual_seed(0)
+    over = dict(vocab_size=cfg.vocab_size, block_size=block_size, dropout=0.0)
+    if variant == "transformer":
+        model = Transformer(TransformerConfig.preset(cfg.preset, **over))
+    else:
+        impl = "reference" if variant == "mosaic-reference" else "fast"
+        model = MemoryMosaic(MosaicConfig.preset(cfg.preset, impl=impl, cmem_attn_dropout=0.0,
+                                                 pmem_attn_dropout=0.0, **over))
+    return model.to(device=device, dtype=dtype)
+
+
+def activation_bytes(step_fn) -> int:
+    """Bytes of the tensors autograd saves during `step_fn()`, each storage counted once."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step_fn()
+    return sum(seen.values())
+
+
+def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
+    device, dtype = torch.device(cfg.device), getattr(torch, cfg.dtype)
+    rows = []
+    for T in cfg.seq_lens:
+        B = max(1, cfg.tokens_per_batch // T)
+        variants = [v for v in TRAIN_VARIANTS if not (v == "mosaic-reference" and T > cfg.reference_max_len)]
+        models = {v: _build(v, cfg, T, device, dtype) for v in variants}
+        opts = {v: torch.optim.AdamW(m.parameters(), lr=1e-4) for v, m in models.items()}
+        g = torch.Generator().manual_seed(T)
+        x = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+        y = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+
+        def step(v):
+            logits = models[v](x)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+            opts[v].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[v].step()
+
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        memory: dict[str, int] = {}
+        for v in variants:  # warm-up, and memory measured once per variant
+            for _ in range(cfg.warmup):
+                step(v)
+            _sync(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                step(v)
+                _sync(device)
+                memory[v] = torch.cuda.max_memory_allocated(device)
+            else:
+                memory[v] = activation_bytes(lambda: step(v))
+        for _ in range(cfg.repeats):
+            for v in variants:
+                _sync(device)
+                t0 = time.perf_counter()
+                step(v)
+                _sync(device)
+                times[v].append(time.perf_counter() - t0)
+        for v in variants:
+            med = statistics.median(times[v])
+            rows.append(dict(T=T, batch=B, variant=v, step_s=med, tokens_per_s=B * T / med, memory_bytes=memory[v]))
+            log(f"  train T={T:5d} {v:17s} {B * T / med:10.0f} tok/s  {memory[v] / 2**20:9.1f} MiB")
+        del models, opts
+    return rows
+
+
+def bench_generation(cfg: BenchConfig, log=print) -> list[dict]:
+    device, dtype = torch.device(cfg.device), getattr(torch, cfg.dtype)
+    rows = []
+    longest = max(cfg.gen_contexts) + cfg.gen_new_tokens
+    models = {v: _build(v, cfg, longest, device, dtype).eval() for v in ("mosaic-fast", "transformer")}
+    for ctx in cfg.gen_contexts:
+        prompt = torch.randint(0, cfg.vocab_size, (1, ctx), generator=torch.Generator().manual_seed(ctx)).to(device)
+        n_uncached = min(cfg.gen_new_tokens, max(8, cfg.uncached_max_tokens * 1024 // ctx))
+        for v, model in models.items():
+            result = {}
+            for use_cache, n in ((True, cfg.gen_new_tokens), (False, n_uncached)):
+                samples = []
+                for r in range(max(1, cfg.repeats // 2) + 1):  # the first run is warm-up
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    model.generate(prompt, n, temperature=0.0, use_cache=use_cache)
+                    _sync(device)
+                    if r:
+                        samples.append(time.perf_counter() - t0)
+                result[use_cache] = (n, statistics.median(samples))
+            (n_c, t_c), (n_u, t_u) = result[True], result[False]
+            rows.append(dict(context=ctx, variant=v, cached_tokens=n_c, cached_s=t_c, cached_tok_s=n_c / t_c,
+                             uncached_tokens=n_u, uncached_s=t_u, uncached_tok_s=n_u / t_u,
+                             speedup=(n_c / t_c) / (n_u / t_u)))
+            log(f"  generate ctx={ctx:5d} {v:12s} cached {n_c / t_c:8.1f} tok/s  uncached {n_u / t_u:7.2f} tok/s"
+                f"  ({(n_c / t_c) / (n_u / t_u):.1f}x)")
+    return rows
+
+
+def header(cfg: BenchConfig) -> dict:
+    info = dict(torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
+                processor=platform.processor() or platform.machine(), cpu_count=__import__("os").cpu_count(),
+                threads=torch.get_num_threads(), device=cfg.device, dtype=cfg.dtype)
+    if cfg.device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(cfg.device))
+    return info
+
+
+def format_table(result: dict) -> str:
+    h = result["header"]
+    lines = [f"memory-mosaics bench — torch {h['torch']}, {h['device']} ({h.get('gpu', h['processor'])}), "
+             f"{h['threads']} threads, {h['dtype']}, preset {result['config']['preset']}"]
+    train = result.get("train", [])
+    if train:
+        mem_label = "peak MiB" if h["device"].startswith("cuda") else "act. MiB"
+        lines += ["", f"{'T':>5} {'variant':17s} {'tok/s':>9} {mem_label:>9}  {'vs transformer':>14}  {'fast/ref':>8}"]
+        by = {(r["T"], r["variant"]): r for r in train}
+        for r in train:
+            gpt, ref = by.get((r["T"], "transformer")), by.get((r["T"], "mosaic-reference"))
+            vs = f"{r['tokens_per_s'] / gpt['tokens_per_s']:.2f}x tok/s, {r['memory_bytes'] / gpt['memory_bytes']:.2f}x mem" if gpt else ""
+            fr = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if (ref and r["variant"] == "mosaic-fast") else ""
+            lines.append(f"{r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
+    gen = result.get("generate", [])
+    if gen:
+        lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'uncached tok/s':>14} {'speedup':>8}"]
+        for r in gen:
+            lines.append(f"{r['context']:7d} {r['variant']:12s} {r['cached_tok_s']:12.1f} {1000 / r['cached_tok_s']:8.2f} "
+                         f"{r['uncached_tok_s']:14.2f} {r['speedup']:7.1f}x")
+    return "\n".join(lines)
+
+
+def run_benchmarks(cfg: BenchConfig, log=print) -> dict:
+    result = {"header": header(cfg), "config": asdict(cfg)}
+    if "train" not in cfg.skip:
+        log("training throughput (forward + backward + AdamW):")
+        result["train"] = bench_training(cfg, log)
+    if "generate" not in cfg.skip:
+        log("generation (greedy, batch 1):")
+        result["generate"] = bench_generation(cfg, log)
+    return result
+
+
+def save(result: dict, path) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
