@@ -23,5 +23,9 @@ test: $(VENV)/.installed
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+bench: $(VENV)/.installed
+	mkdir -p runs
+	$(VENV)/bin/mosaic bench --out runs/bench.json
+
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

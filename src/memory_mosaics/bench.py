@@ -60,13 +60,16 @@ def _build(variant: str, cfg: BenchConfig, block_size: int, device, dtype):
     return model.to(device=device, dtype=dtype)
 
 
-def activation_bytes(step_fn) -> int:
-    """Bytes of the tensors autograd saves during `step_fn()`, each storage counted once."""
+def activation_bytes(step_fn, exclude=()) -> int:
+    """Bytes of the tensors autograd saves during `step_fn()`, each storage counted once, leaving out the
+    storages of `exclude` (pass the model's parameters: they are saved by reference, not allocated)."""
+    skip = {p.untyped_storage().data_ptr() for p in exclude}
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor):
         storage = t.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -105,7 +108,7 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
                 _sync(device)
                 memory[v] = torch.cuda.max_memory_allocated(device)
             else:
-                memory[v] = activation_bytes(lambda: step(v))
+                memory[v] = activation_bytes(lambda: step(v), models[v].parameters())
         for _ in range(cfg.repeats):
             for v in variants:
                 _sync(device)

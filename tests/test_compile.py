@@ -1,0 +1,23 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from memory_mosaics import MemoryMosaic, MosaicConfig
+from tests.conftest import assert_close
+
+
+@pytest.mark.slow  # inductor compiles C++ kernels: one to a few minutes on 2 cores
+def test_torch_compile_matches_eager_forward_and_backward():
+    torch.manual_seed(0)
+    model = MemoryMosaic(MosaicConfig.preset("tiny"))
+    idx = torch.randint(0, 256, (2, 40))
+    eager = model(idx)
+    F.cross_entropy(eager.flatten(0, 1), idx.flatten()).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    compiled = torch.compile(model)
+    out = compiled(idx)
+    assert_close(out, eager, what="compiled forward")
+    F.cross_entropy(out.flatten(0, 1), idx.flatten()).backward()
+    for n, p in model.named_parameters():
+        assert_close(p.grad, grads[n], rtol=1e-4, what=f"compiled grad {n}")
