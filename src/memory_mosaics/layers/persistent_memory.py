@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..config import MosaicConfig
 from ..ops.retrieval import retrieve
-from .heads import merge_heads, per_head
+from .heads import merge_heads
 from .key_extractor import KeyExtractor
 
 
@@ -39,23 +39,22 @@ class PersistentMemory(nn.Module):
         return torch.exp(10.0 * self.eta)
 
     def recall(self, q: torch.Tensor) -> torch.Tensor:
-        """Read the banks with queries q (B, H, T, d_h) -> (B, H, T, d_h), before α and c_proj."""
+        """Read the banks with queries q (B, H, T, d_h) -> α·Σ_p softmax_p(q M_k[p]) M_v[p], (B, H, T, d_h).
+        α scales the value bank (H, P, d_h) rather than the (B, H, T, d_h) output: same result, fewer multiplies."""
         p = self.attn_dropout if self.training else 0.0
-        mk, mv = self.key_bank.to(q.dtype), self.value_bank.to(q.dtype)
+        mk = self.key_bank.to(q.dtype)
+        mv = self.scale().to(q.dtype)[:, None, None] * self.value_bank.to(q.dtype)  # (H, P, d_h)
         if self.impl == "fast":
             B = q.shape[0]  # expand is a view: the banks are not copied per batch element
             return F.scaled_dot_product_attention(
                 q, mk.expand(B, -1, -1, -1), mv.expand(B, -1, -1, -1), dropout_p=p, scale=1.0
             )
         if p > 0.0:
-            w = F.dropout(torch.softmax(q @ mk.transpose(-1, -2), dim=-1), p=p)
-            return w @ mv
+            return F.dropout(torch.softmax(q @ mk.transpose(-1, -2), dim=-1), p=p) @ mv
         return retrieve(q, mk, mv)
 
     def _read(self, q: torch.Tensor) -> torch.Tensor:
-        y = self.recall(q)
-        y = per_head(self.scale().to(y.dtype), y) * y
-        return self.resid_dropout(self.c_proj(merge_heads(y)))
+        return self.resid_dropout(self.c_proj(merge_heads(self.recall(q))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._read(self.query(x))

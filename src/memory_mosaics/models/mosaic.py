@@ -83,6 +83,11 @@ class MemoryMosaic(CausalLM):
                 nn.init.normal_(module.value_bank, std=1.0 / math.sqrt(c.head_dim))
         nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) final hidden states -> (B, T, V). The 1/√d scale is applied to the d-wide input, not the
+        V-wide output: same product, V/d times fewer multiplies."""
+        return (self.ln_f(x) * self.logit_scale) @ self.wte.weight.t()
+
     def set_impl(self, impl: str) -> "MemoryMosaic":
         """Switch every layer between the "fast" and "reference" implementations (same parameters)."""
         self.config = self.config.replace(impl=impl)
@@ -97,7 +102,7 @@ class MemoryMosaic(CausalLM):
         x = self.wte(idx)
         for block in self.blocks:
             x = block(x)
-        return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t())
+        return self.logits(x)
 
     # --- cached decoding; see generation.py for the sampling loop ---
     @torch.no_grad()
@@ -109,7 +114,7 @@ class MemoryMosaic(CausalLM):
         for block in self.blocks:
             x, block_cache = block.prefill(x)
             cache.blocks.append(block_cache)
-        return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t()), cache
+        return self.logits(x), cache
 
     @torch.no_grad()
     def decode_step(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
@@ -121,4 +126,4 @@ class MemoryMosaic(CausalLM):
         for block, block_cache in zip(self.blocks, cache.blocks):
             x = block.step(x, block_cache)
         cache.length += 1
-        return self.logit_scale * (self.ln_f(x) @ self.wte.weight.t())
+        return self.logits(x)
