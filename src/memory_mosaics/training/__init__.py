@@ -1,0 +1,7 @@
+"""Training: config, loop, checkpoints, distributed helpers."""
+
+from .checkpoint import CheckpointError, load_model, save_checkpoint
+from .config import TrainConfig, merge_for_resume
+from .trainer import train
+
+__all__ = ["CheckpointError", "TrainConfig", "load_model", "merge_for_resume", "save_checkpoint", "train"]

@@ -1,0 +1,103 @@
+"""The training configuration: every field is a `mosaic train` flag (`lr_decay_steps` -> `--lr-decay-steps`)
+and a key of a YAML recipe (recipes/*.yaml). Precedence: defaults < recipe < command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from ..config import CONFIGS, ConfigError
+
+
+def _f(default, help: str, **meta):
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class TrainConfig:
+    # What to train on what.
+    model: str = _f("mosaic", "model family", choices=("mosaic", "transformer"))
+    preset: str = _f("small", "model preset (tiny, small, icll, paper)")
+    model_args: dict = _f({}, "model config overrides, e.g. --model-args n_layer=2 (repeatable)")
+    data: str = _f("", "text file, folder of text files, .jsonl of strings, or shakespeare / tinystories")
+    out: str = _f("", "run directory: checkpoints, metrics.csv, summary.json")
+    tokenizer: str = _f("char", "char | bpe (trained on the data) | gpt2 (tiktoken)", choices=("char", "bpe", "gpt2"))
+    bpe_vocab_size: int = _f(2048, "vocabulary size of the trained BPE tokenizer")
+    vocab_multiple: int = _f(1, "pad the model's vocabulary to a multiple of this (64 for GPU efficiency)")
+    val_fraction: float = _f(0.1, "fraction of tokens (the end of the data) held out for validation")
+    # Optimisation (batch_size is global: sequences per optimizer step over all processes and micro-steps).
+    batch_size: int = _f(16, "sequences per optimizer step, summed over processes and accumulation micro-steps")
+    grad_accum: int = _f(1, "gradient-accumulation micro-steps per optimizer step")
+    max_steps: int = _f(1000, "optimizer steps to train to (a resumed run continues up to this step)")
+    lr: float = _f(3e-3, "peak learning rate")
+    min_lr: float = _f(1e-4, "learning-rate floor reached at lr_decay_steps")
+    warmup_steps: int = _f(100, "linear warm-up steps")
+    lr_decay_steps: Optional[int] = _f(None, "step at which the cosine reaches min_lr (default: max_steps)")
+    weight_decay: float = _f(0.1, "AdamW weight decay on tensors with ≥ 2 dims")
+    beta1: float = _f(0.9, "AdamW β1")
+    beta2: float = _f(0.95, "AdamW β2")
+    grad_clip: float = _f(1.0, "clip the global gradient norm (0: off)")
+    # Evaluation, logging, checkpoints.
+    eval_interval: int = _f(200, "evaluate on the fixed validation batches every N steps (and at the end)")
+    eval_batches: int = _f(10, "fixed validation batches per evaluation")
+    eval_batch_size: Optional[int] = _f(None, "sequences per validation batch (default: batch_size / grad_accum; every process scores all)")
+    checkpoint_interval: Optional[int] = _f(None, "save a checkpoint every N steps (default: eval_interval)")
+    log_interval: int = _f(10, "write a metrics.csv row every N steps")
+    seed: int = _f(1337, "seed for initialisation, data sampling and dropout (+rank)")
+    # Hardware.
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    dtype: str = _f("auto", "auto | float32 | bfloat16 | float16 (autocast; mixed precision is CUDA-only)",
+                    choices=("auto", "float32", "bfloat16", "float16"))
+    compile: bool = _f(False, "torch.compile the model")
+    fsdp: bool = _f(False, "shard parameters with FSDP (under torchrun) instead of DistributedDataParallel")
+    threads: Optional[int] = _f(None, "torch CPU threads (default: torch's choice)")
+    # Reporting.
+    progress: bool = _f(True, "show a progress bar")
+    tensorboard: bool = _f(False, "also log to TensorBoard (if installed) under OUT/tb")
+    wandb: bool = _f(False, "also log to Weights & Biases (if installed)")
+    wandb_project: str = _f("memory-mosaics", "W&B project")
+    resume: bool = _f(False, "continue the run in --out from its last checkpoint")
+
+    def __post_init__(self) -> None:
+        if self.model not in CONFIGS:
+            raise ConfigError(f"unknown model '{self.model}'; choose one of: {', '.join(CONFIGS)}")
+        cls = CONFIGS[self.model]
+        if self.preset not in cls.PRESETS:
+            raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
+        cls._check_keys(self.model_args)
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
+                     "bpe_vocab_size", "vocab_multiple"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+
+    @property
+    def decay_steps(self) -> int:
+        return self.lr_decay_steps if self.lr_decay_steps is not None else self.max_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Fields a resumed run may change; every other field must match the checkpoint's (else ConfigError).
+RESUME_MUTABLE = {"max_steps", "eval_interval", "checkpoint_interval", "log_interval", "device", "compile",
+                  "threads", "progress", "tensorboard", "wandb", "wandb_project", "resume", "out", "data",
+                  "lr_decay_steps"}
+
+
+def merge_for_resume(saved: dict[str, Any], given: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's config with the explicitly given fields applied; a change to a field that shapes the
+    model, the data or the optimisation trajectory is an error (say what differs)."""
+    saved = dict(saved)
+    if saved.get("lr_decay_steps") is None:
+        saved["lr_decay_steps"] = saved["max_steps"]  # keep the schedule the run started with
+    changed = sorted(k for k, v in given.items() if k not in RESUME_MUTABLE and k in saved and saved[k] != v)
+    if changed:
+        diffs = "; ".join(f"{k}: checkpoint {saved[k]!r}, now {given[k]!r}" for k in changed)
+        raise ConfigError(f"cannot resume into a different config ({diffs}); use a new --out to start a new run")
+    return TrainConfig(**{**saved, **given, "resume": True})

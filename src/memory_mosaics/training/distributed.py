@@ -1,0 +1,113 @@
+"""torchrun support: process-group set-up, DDP / FSDP wrapping, and full (unsharded) state dicts.
+
+Launched by torchrun, RANK / WORLD_SIZE / LOCAL_RANK are in the environment; otherwise this is one process.
+Backend: NCCL on CUDA, gloo on CPU (how the tests run 2 processes).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str) -> tuple[DistInfo, torch.device]:
+    """Initialise the process group under torchrun; pick this process's device."""
+    info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and info.enabled:
+        device = f"cuda:{info.local_rank}"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} requested but CUDA is not available")
+        torch.cuda.set_device(dev)
+    if info.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return info, dev
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device, fsdp: bool) -> torch.nn.Module:
+    """DDP (gradients all-reduced) or FSDP2 `fully_shard` (parameters sharded per block, then the root)."""
+    if not info.enabled:
+        if fsdp:
+            raise ValueError("--fsdp needs several processes: launch with torchrun --nproc_per_node N")
+        return model
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def all_mean(value: float, info: DistInfo, device: torch.device) -> float:
+    """Average a scalar over processes."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.item() / info.world
+
+
+def gather_objects(obj, info: DistInfo) -> list:
+    """obj from every rank (a list indexed by rank); [obj] in one process."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def model_state(model: torch.nn.Module, raw: torch.nn.Module, fsdp: bool) -> dict[str, torch.Tensor]:
+    """Full state dict of the user's model (FSDP shards gathered to CPU)."""
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v.detach().cpu() for k, v in raw.state_dict().items()}
+
+
+def optim_state(model: torch.nn.Module, optimizer, fsdp: bool) -> dict:
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(model, optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return optimizer.state_dict()
+
+
+def load_optim_state(model: torch.nn.Module, optimizer, state: dict, fsdp: bool) -> None:
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(state)

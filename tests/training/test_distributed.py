@@ -1,0 +1,52 @@
+"""torchrun + gloo on CPU: 2 processes × 4 sequences train exactly like 1 process × 8 (same global batch).
+~15 s each (two interpreter start-ups); the FSDP variant is marked slow."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from memory_mosaics.training import TrainConfig, train
+from memory_mosaics.training.metrics import read_metrics
+
+from .conftest import tiny_args
+
+ARGS = ["--model", "mosaic", "--preset", "tiny", "--batch-size", "8", "--max-steps", "6", "--warmup-steps", "2",
+        "--lr", "1e-2", "--eval-interval", "3", "--eval-batches", "2", "--log-interval", "1", "--no-progress",
+        "--threads", "1"]
+
+
+def torchrun(n, data, out, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+           "-m", "memory_mosaics.cli", "train", *ARGS, "--data", str(data), "--out", str(out), *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: a hang kills the workers too
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+
+
+def trajectory(out):
+    rows = read_metrics(out / "metrics.csv")
+    return [r["train_loss"] for r in rows], [r["val_loss"] for r in rows if r["val_loss"] is not None]
+
+
+@pytest.mark.parametrize("fsdp", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["ddp", "fsdp"])
+def test_two_processes_match_one(small_text, tmp_path, fsdp):
+    train(TrainConfig(**tiny_args(small_text, tmp_path / "one", batch_size=8, max_steps=6, eval_interval=3)))
+    torchrun(2, small_text, tmp_path / "two", *(["--fsdp"] if fsdp else []))
+    one, two = trajectory(tmp_path / "one"), trajectory(tmp_path / "two")
+    assert len(two[0]) == 6
+    assert two[0] == pytest.approx(one[0], rel=1e-4)  # float reduction order differs, nothing else
+    assert two[1] == pytest.approx(one[1], rel=1e-4)
+    # The 2-process checkpoint resumes in one process.
+    train(TrainConfig(**{**tiny_args(small_text, tmp_path / "two", batch_size=8, max_steps=8, eval_interval=3,
+                                     lr_decay_steps=6), "resume": True}))
+    assert len(trajectory(tmp_path / "two")[0]) == 8

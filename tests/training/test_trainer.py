@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+
+from memory_mosaics.training import TrainConfig, load_model, train
+from memory_mosaics.training.config import merge_for_resume
+from memory_mosaics.training.metrics import read_metrics
+from memory_mosaics.config import ConfigError
+
+from .conftest import tiny_args
+
+
+def losses(out):
+    return [r["train_loss"] for r in read_metrics(out / "metrics.csv")]
+
+
+@pytest.mark.parametrize("model", ["mosaic", "transformer"])
+def test_resume_continues_exactly(small_text, tmp_path, model):
+    straight = tmp_path / "straight"
+    train(TrainConfig(**tiny_args(small_text, straight, model=model, max_steps=8)))
+    split = tmp_path / "split"
+    # First half: same schedule (decay over 8 steps), stop at 4.
+    train(TrainConfig(**tiny_args(small_text, split, model=model, max_steps=4, lr_decay_steps=8)))
+    saved = json.loads((split / "ckpt-0000004" / "train_config.json").read_text())
+    train(merge_for_resume(saved, {"max_steps": 8}))
+    assert len(losses(split)) == 8
+    assert losses(split) == losses(straight)  # bit-identical on CPU
+    a, *_ = load_model(straight)
+    b, *_ = load_model(split)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000008"]  # older checkpoints removed
+
+
+def test_grad_accumulation_matches_full_batch(small_text, tmp_path):
+    train(TrainConfig(**tiny_args(small_text, tmp_path / "a", batch_size=8, grad_accum=1, max_steps=4)))
+    train(TrainConfig(**tiny_args(small_text, tmp_path / "b", batch_size=8, grad_accum=2, max_steps=4)))
+    la, lb = losses(tmp_path / "a"), losses(tmp_path / "b")
+    assert la[0] == pytest.approx(lb[0], rel=1e-6)  # same windows, same initial weights
+    assert la == pytest.approx(lb, rel=1e-4)
+
+
+def test_training_reduces_loss_and_writes_run(small_text, tmp_path):
+    out = tmp_path / "run"
+    summary = train(TrainConfig(**tiny_args(small_text, out, max_steps=40, eval_interval=20, lr=2e-2,
+                                            batch_size=8)))
+    rows = read_metrics(out / "metrics.csv")
+    assert [r["step"] for r in rows] == list(range(1, 41))
+    assert [r["step"] for r in rows if r["val_loss"] is not None] == [20, 40]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] - 0.5
+    assert summary["val_loss"] == pytest.approx(rows[-1]["val_loss"])
+    assert json.loads((out / "summary.json").read_text())["step"] == 40
+    assert rows[-1]["tokens"] == 40 * 8 * 64
+
+
+def test_resume_refuses_changes():
+    saved = TrainConfig(preset="tiny", data="x").to_dict()
+    with pytest.raises(ConfigError, match="preset: checkpoint 'tiny', now 'small'"):
+        merge_for_resume(saved, {"preset": "small"})
+    with pytest.raises(ConfigError, match="lr"):
+        merge_for_resume(saved, {"lr": 1.0})
+    assert merge_for_resume(saved, {"max_steps": 5000}).lr_decay_steps == saved["max_steps"]
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        TrainConfig(preset="huge")
+    with pytest.raises(ConfigError, match="did you mean 'n_layer'"):
+        TrainConfig(model_args={"n_layers": 2})
+    with pytest.raises(ConfigError, match="divisible by grad_accum"):
+        TrainConfig(batch_size=6, grad_accum=4)
+
+
+def test_mixed_precision_needs_cuda(small_text, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        train(TrainConfig(**tiny_args(small_text, tmp_path / "r", dtype="bfloat16", device="cpu")))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_compiled_training_saves_plain_weights(small_text, tmp_path):
+    """torch.compile on CPU takes tens of seconds: slow. The checkpoint holds no `_orig_mod.` prefixes."""
+    out = tmp_path / "c"
+    train(TrainConfig(**tiny_args(small_text, out, max_steps=2, compile=True)))
+    from safetensors import safe_open
+
+    with safe_open(str(out / "ckpt-0000002" / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.startswith(("_orig_mod.", "module.")) for k in keys)
+    load_model(out)
