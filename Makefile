@@ -17,6 +17,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The main job: RegBench in-context learning at 100 training automata, Memory Mosaic vs matched transformer,
+# a stated reduced budget (offline, minutes on 2 CPU cores). `--budget full` runs the paper protocol.
+run: $(VENV)/.installed
+	$(VENV)/bin/mosaic icl --task regbench --compare --envs 100 --budget demo --out runs/regbench-demo
+
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
