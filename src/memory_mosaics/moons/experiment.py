@@ -1,0 +1,111 @@
+"""One moons run (train, evaluate, plot, summary.json) and the 1-head vs 3-head comparison over seeds."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .data import BLOCK, TRAIN_PANEL_TRIPLE, VAL_TRIPLE, joint_period, to_steps
+from .evaluate import THRESHOLD, evaluate_triple
+from .model import MoonsMemory
+from .train import train
+
+
+def triple_info(triple) -> dict:
+    return {"triple": list(triple), "periods_steps": [round(to_steps(p), 2) for p in triple],
+            "longest_period_steps": round(to_steps(max(triple)), 2),
+            "joint_period_steps": round(to_steps(joint_period(triple)), 2)}
+
+
+def mid_context_error(run: dict, split: str = "val", n: int = 25) -> float:
+    """Mean n-step error over contexts between the longest single period and the joint period: where 3 heads
+    should already predict and 1 head cannot yet."""
+    info = run["periods"][split]
+    ev = run[split]
+    errs = [e for c, e in zip(ev["contexts"], ev[f"error_{n}"])
+            if info["longest_period_steps"] < c < info["joint_period_steps"]]
+    return sum(errs) / len(errs) if errs else float("nan")
+
+
+def run_config(heads, seed, iters, batch, block, windows, stride) -> dict:
+    return {"heads": heads, "seed": seed, "iters": iters, "batch": batch, "block": block,
+            "eval_windows": windows, "context_stride": stride}
+
+
+def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,
+               windows: int = 512, stride: int = 5, reuse: bool = False, log=print) -> dict:
+    """Train + evaluate one model into `out`. reuse=True returns an existing summary.json of the same config."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = run_config(heads, seed, iters, batch, block, windows, stride)
+    prev = out / "summary.json"
+    if reuse and prev.is_file():
+        s = json.loads(prev.read_text())
+        if all(s.get(k) == v for k, v in cfg.items()):
+            log(f"reusing {prev}")
+            return s
+    model, losses, train_s = train(heads, seed, iters, batch, block, log=log)
+    torch.save({"state_dict": model.state_dict(), "config": cfg, "losses": losses}, out / "model.pt")
+    t0 = time.perf_counter()
+    ev = {name: evaluate_triple(model, triple, seed, windows, block, stride)
+          for name, triple in (("train", TRAIN_PANEL_TRIPLE), ("val", VAL_TRIPLE))}
+    summary = {
+        **cfg, "params": model.num_params(), "threshold": THRESHOLD,
+        "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t0, 1),
+        "final_loss": losses[-1],
+        "periods": {"train": triple_info(TRAIN_PANEL_TRIPLE), "val": triple_info(VAL_TRIPLE)},
+        "val_context_threshold": ev["val"]["context_threshold"],
+        "train_context_threshold": ev["train"]["context_threshold"],
+        **ev,
+    }
+    from . import plots  # matplotlib only when needed
+
+    tag = f"{heads}head{'s' if heads > 1 else ''}"
+    plots.plot_errors([summary], out / f"moons_error_{tag}.png")
+    plots.plot_attention(model, out / f"moons_attention_{tag}.png", seed)
+    plots.plot_weights(model, out / f"moons_weights_{tag}.png")
+    prev.write_text(json.dumps(summary, indent=1))
+    log(f"heads {heads} seed {seed}: val threshold {summary['val_context_threshold']}, "
+        f"train threshold {summary['train_context_threshold']} -> {out}")
+    return summary
+
+
+def run_compare(out, seeds=(100, 101, 102), iters: int = 500, batch: int = 64, block: int = BLOCK,
+                windows: int = 512, stride: int = 5, log=print) -> dict:
+    """1 head and 3 heads for each seed (one at a time) into out/heads{H}_seed{S}/, then one comparison.
+    Finished runs of the same config are reused, so an interrupted comparison resumes."""
+    out = Path(out)
+    runs = [run_single(out / f"heads{h}_seed{s}", h, s, iters, batch, block, windows, stride, reuse=True, log=log)
+            for s in seeds for h in (1, 3)]
+    table = {f"{h}": {str(r["seed"]): {"val": r["val_context_threshold"], "train": r["train_context_threshold"]}
+                      for r in runs if r["heads"] == h} for h in (1, 3)}
+    summary = {
+        "seeds": list(seeds), "iters": iters, "threshold": THRESHOLD,
+        "periods": runs[0]["periods"],
+        "context_thresholds": table,  # heads -> seed -> {val, train}
+        "val_context_threshold": {h: [v["val"] for v in t.values()] for h, t in table.items()},
+        "val_mid_context_error": {  # heads -> seed -> mean error, contexts in (longest period, joint period)
+            f"{h}": {str(r["seed"]): {"error_5": mid_context_error(r, "val", 5), "error_25": mid_context_error(r)}
+                     for r in runs if r["heads"] == h} for h in (1, 3)},
+        "runs": {f"heads{r['heads']}_seed{r['seed']}": r for r in runs},
+    }
+    from . import plots
+
+    plots.plot_errors(runs, out / "moons_compare.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    log(f"val context thresholds (5-step error < {THRESHOLD}): {summary['val_context_threshold']}")
+    return summary
+
+
+def load_model(run_dir) -> MoonsMemory:
+    """The trained model saved by `run_single` in run_dir/model.pt."""
+    path = Path(run_dir) / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model.pt in {run_dir}")
+    ckpt = torch.load(path, map_location="cpu")
+    model = MoonsMemory(ckpt["config"]["heads"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
