@@ -19,6 +19,10 @@ class Report:
     sections: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)  # PNG file names written beside the HTML
 
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+
     def heading(self, text: str) -> None:
         self.sections.append(f"<h2>{html.escape(text)}</h2>")
 
@@ -71,12 +75,17 @@ def retrieval_figure(weights: np.ndarray, labels: list[str] | None, title: str, 
     import matplotlib.pyplot as plt
 
     H, T, _ = weights.shape
-    fig, axes = plt.subplots(1, H, figsize=(min(4.2 * H, 20), 4.4), squeeze=False)
-    for h, ax in enumerate(axes[0]):
+    cols = min(H, 4)
+    rows = -(-H // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.6 * rows), squeeze=False)
+    for ax in axes.flat[H:]:
+        ax.axis("off")
+    for h, ax in enumerate(axes.flat[:H]):
         ax.imshow(weights[h], cmap="viridis", aspect="auto", interpolation="nearest", vmin=0.0)
         ax.set_title(f"head {h}")
-        ax.set_xlabel("stored pair j (key at j, value peeks at j+1)")
-        if h == 0:
+        if h // cols == rows - 1:
+            ax.set_xlabel("stored pair j (value peeks at j+1)")
+        if h % cols == 0:
             ax.set_ylabel("query position t")
         for p in stripes:  # lines at lag p: pairs one period back
             ax.plot([0, T - p], [p, T], color="white", lw=0.6, ls=":")
