@@ -8,18 +8,10 @@ import pytest
 
 from memory_mosaics.cli import main
 
-TINY = ["--preset", "tiny", "--batch-size", "4", "--warmup-steps", "2", "--eval-interval", "4",
-        "--eval-batches", "2", "--log-interval", "1", "--no-progress", "--threads", "1"]
-
 
 @pytest.fixture
-def run_dir(shared_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
-    text = tmp_path / "sh.txt"
-    text.write_text((shared_data / "tinyshakespeare.txt").read_text(encoding="utf-8")[:20_000])
-    out = tmp_path / "run"
-    assert main(["train", "--model", "mosaic", *TINY, "--max-steps", "4", "--data", str(text), "--out", str(out)]) == 0
-    return out, text
+def run_dir(trained, text_file):
+    return trained, text_file
 
 
 def test_inspect_writes_self_contained_report(run_dir, tmp_path):

@@ -4,7 +4,7 @@ import json
 from memory_mosaics.cli import main
 from memory_mosaics.training.metrics import read_metrics
 
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def test_eval_json_and_curves(capsys, trained, text_file):

@@ -8,7 +8,7 @@ import pytest
 
 from memory_mosaics.cli import main
 
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def tree_digest(folder):

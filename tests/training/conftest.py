@@ -1,16 +1,6 @@
 import pytest
 
 
-@pytest.fixture
-def small_text(shared_data, tmp_path, monkeypatch):
-    """The first 20,000 characters of tiny Shakespeare in a temporary file (the cache goes to tmp too)."""
-    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "sh.txt"
-    with open(shared_data / "tinyshakespeare.txt", encoding="utf-8") as f:
-        path.write_text(f.read(20_000))
-    return path
-
-
 def tiny_args(data, out, **over):
     """TrainConfig kwargs for a seconds-long tiny run."""
     args = dict(model="mosaic", preset="tiny", data=str(data), out=str(out), batch_size=4, max_steps=8,

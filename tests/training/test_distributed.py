@@ -39,14 +39,14 @@ def trajectory(out):
 
 
 @pytest.mark.parametrize("fsdp", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["ddp", "fsdp"])
-def test_two_processes_match_one(small_text, tmp_path, fsdp):
-    train(TrainConfig(**tiny_args(small_text, tmp_path / "one", batch_size=8, max_steps=6, eval_interval=3)))
-    torchrun(2, small_text, tmp_path / "two", *(["--fsdp"] if fsdp else []))
+def test_two_processes_match_one(text_file, tmp_path, fsdp):
+    train(TrainConfig(**tiny_args(text_file, tmp_path / "one", batch_size=8, max_steps=6, eval_interval=3)))
+    torchrun(2, text_file, tmp_path / "two", *(["--fsdp"] if fsdp else []))
     one, two = trajectory(tmp_path / "one"), trajectory(tmp_path / "two")
     assert len(two[0]) == 6
     assert two[0] == pytest.approx(one[0], rel=1e-4)  # float reduction order differs, nothing else
     assert two[1] == pytest.approx(one[1], rel=1e-4)
     # The 2-process checkpoint resumes in one process.
-    train(TrainConfig(**{**tiny_args(small_text, tmp_path / "two", batch_size=8, max_steps=8, eval_interval=3,
+    train(TrainConfig(**{**tiny_args(text_file, tmp_path / "two", batch_size=8, max_steps=8, eval_interval=3,
                                      lr_decay_steps=6), "resume": True}))
     assert len(trajectory(tmp_path / "two")[0]) == 8

@@ -16,12 +16,12 @@ def losses(out):
 
 
 @pytest.mark.parametrize("model", ["mosaic", "transformer"])
-def test_resume_continues_exactly(small_text, tmp_path, model):
+def test_resume_continues_exactly(text_file, tmp_path, model):
     straight = tmp_path / "straight"
-    train(TrainConfig(**tiny_args(small_text, straight, model=model, max_steps=8)))
+    train(TrainConfig(**tiny_args(text_file, straight, model=model, max_steps=8)))
     split = tmp_path / "split"
     # First half: same schedule (decay over 8 steps), stop at 4.
-    train(TrainConfig(**tiny_args(small_text, split, model=model, max_steps=4, lr_decay_steps=8)))
+    train(TrainConfig(**tiny_args(text_file, split, model=model, max_steps=4, lr_decay_steps=8)))
     saved = json.loads((split / "ckpt-0000004" / "train_config.json").read_text())
     train(merge_for_resume(saved, {"max_steps": 8}))
     assert len(losses(split)) == 8
@@ -33,17 +33,17 @@ def test_resume_continues_exactly(small_text, tmp_path, model):
     assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000008"]  # older checkpoints removed
 
 
-def test_grad_accumulation_matches_full_batch(small_text, tmp_path):
-    train(TrainConfig(**tiny_args(small_text, tmp_path / "a", batch_size=8, grad_accum=1, max_steps=4)))
-    train(TrainConfig(**tiny_args(small_text, tmp_path / "b", batch_size=8, grad_accum=2, max_steps=4)))
+def test_grad_accumulation_matches_full_batch(text_file, tmp_path):
+    train(TrainConfig(**tiny_args(text_file, tmp_path / "a", batch_size=8, grad_accum=1, max_steps=4)))
+    train(TrainConfig(**tiny_args(text_file, tmp_path / "b", batch_size=8, grad_accum=2, max_steps=4)))
     la, lb = losses(tmp_path / "a"), losses(tmp_path / "b")
     assert la[0] == pytest.approx(lb[0], rel=1e-6)  # same windows, same initial weights
     assert la == pytest.approx(lb, rel=1e-4)
 
 
-def test_training_reduces_loss_and_writes_run(small_text, tmp_path):
+def test_training_reduces_loss_and_writes_run(text_file, tmp_path):
     out = tmp_path / "run"
-    summary = train(TrainConfig(**tiny_args(small_text, out, max_steps=40, eval_interval=20, lr=2e-2,
+    summary = train(TrainConfig(**tiny_args(text_file, out, max_steps=40, eval_interval=20, lr=2e-2,
                                             batch_size=8)))
     rows = read_metrics(out / "metrics.csv")
     assert [r["step"] for r in rows] == list(range(1, 41))
@@ -72,19 +72,19 @@ def test_config_validation():
         TrainConfig(batch_size=6, grad_accum=4)
 
 
-def test_mixed_precision_needs_cuda(small_text, tmp_path):
+def test_mixed_precision_needs_cuda(text_file, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        train(TrainConfig(**tiny_args(small_text, tmp_path / "r", dtype="bfloat16", device="cpu")))
+        train(TrainConfig(**tiny_args(text_file, tmp_path / "r", dtype="bfloat16", device="cpu")))
     assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.slow
-def test_compiled_training_saves_plain_weights(small_text, tmp_path):
+def test_compiled_training_saves_plain_weights(text_file, tmp_path):
     """torch.compile on CPU takes tens of seconds: slow. The checkpoint holds no `_orig_mod.` prefixes."""
     out = tmp_path / "c"
-    train(TrainConfig(**tiny_args(small_text, out, max_steps=2, compile=True)))
+    train(TrainConfig(**tiny_args(text_file, out, max_steps=2, compile=True)))
     from safetensors import safe_open
 
     with safe_open(str(out / "ckpt-0000002" / "model.safetensors"), "pt") as f:

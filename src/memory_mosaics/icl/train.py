@@ -86,6 +86,18 @@ def masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
+def train_step(model, opt, x: torch.Tensor, y: torch.Tensor, lr: float, grad_clip: float | None) -> float:
+    """One AdamW step on masked next-token CE at learning rate lr; returns the loss."""
+    set_lr(opt, lr)
+    loss = masked_ce(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.item()
+
+
 def _batches_by_length(examples, batch_size):
     """Evaluation batches of similar lengths (less padding); order does not change pooled metrics."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].inputs))
@@ -146,20 +158,14 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
         pos += budget.batch_size
         x, y = (torch.from_numpy(a) for a in collate([data.train[i] for i in idx]))
         lr = lr_at(step, budget)
-        set_lr(opt, lr)
-        loss = masked_ce(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        history.append(dict(step=step + 1, loss=loss.item(), lr=lr))
+        loss = train_step(model, opt, x, y, lr, grad_clip)
+        history.append(dict(step=step + 1, loss=loss, lr=lr))
         if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
             vl = regbench_loss(model, val, budget.batch_size)
             evals.append(dict(step=step + 1, val_loss=vl))
             if vl < best["val_loss"]:
                 best = dict(val_loss=vl, step=step + 1, state=copy.deepcopy(model.state_dict()))
-            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss.item():.4f}  val {vl:.4f}  lr {lr:.2e}  "
+            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  val {vl:.4f}  lr {lr:.2e}  "
                 f"{time.time() - t0:6.0f}s")
     train_time = time.time() - t0
     model.load_state_dict(best["state"])
@@ -187,21 +193,15 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     for step in range(budget.steps):
         x, y = (torch.from_numpy(a) for a in sample(rng))
         lr = lr_at(step, budget)
-        set_lr(opt, lr)
-        loss = masked_ce(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        history.append(dict(step=step + 1, loss=loss.item(), lr=lr))
+        loss = train_step(model, opt, x, y, lr, grad_clip)
+        history.append(dict(step=step + 1, loss=loss, lr=lr))
         if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
             model.eval()
             with torch.no_grad():
                 m = evaluate(model)
             model.train()
             evals.append(dict(step=step + 1, **m))
-            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss.item():.4f}  test acc {m['accuracy']:.4f}  "
+            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  test acc {m['accuracy']:.4f}  "
                 f"{time.time() - t0:6.0f}s")
     final = evals[-1]
     return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=budget.steps, budget=asdict(budget),
