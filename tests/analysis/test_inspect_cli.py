@@ -56,3 +56,14 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
                     f"--screenshot={shot}", "--window-size=1200,2000", (out / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_inspect_a_three_moons_run(tmp_path):
+    run = tmp_path / "moons"
+    assert main(["moons", "--heads", "3", "--out", str(run), "--iters", "3", "--batch", "4", "--eval-windows", "4",
+                 "--context-stride", "97"]) == 0
+    out = tmp_path / "inspect"
+    assert main(["inspect", "--checkpoint", str(run), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert 'id="retrieval_moons"' in page and "|complex entries|" in page
+    assert (out / "retrieval_moons.png").stat().st_size > 1000
