@@ -26,6 +26,7 @@ def test_presets_exist_and_mirror():
         (dict(dropout=1.5), "dropout"),
         (dict(ffn="moe"), "ffn"),
         (dict(impl="triton"), "impl"),
+        (dict(scan_chunk=1), "scan_chunk"),
     ],
 )
 def test_validation(kwargs, match):

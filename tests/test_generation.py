@@ -13,9 +13,10 @@ ABLATIONS = [{}, dict(value_peek=False), dict(key_leaky_average=False), dict(ffn
 def mosaic(**kw):
     torch.manual_seed(0)
     model = MemoryMosaic(MosaicConfig.preset("tiny", block_size=32, scan_chunk=8, **kw)).eval()
-    with torch.no_grad():  # move γ away from its init so a wrong peek would show
+    with torch.no_grad():  # a mixed peek (neither pure x_t nor pure x_{t+1}) so a wrong completion would show
         for block in model.blocks:
-            block.cmem.value.gamma.uniform_(0, 1) if hasattr(block.cmem.value, "gamma") else None
+            if hasattr(block.cmem.value, "gamma"):
+                block.cmem.value.gamma.fill_(0.3)
     return model
 
 

@@ -94,9 +94,9 @@ class MosaicConfig(_Config):
     pmem_attn_dropout: float = 0.05  # on persistent-memory retrieval weights (ic_dropout)
     # Ablation switches (all True / "pmem" is the paper's model).
     value_peek: bool = True  # False: v_t = α·Norm(W x_t), no look at x_{t+1}
-    key_leaky_average: bool = True  # False: k_t from x_t alone (λ = 0)
+    key_leaky_average: bool = True  # False: k_t from x_t alone (λ = 0), in C-mem keys and P-mem queries
     learn_bandwidth: bool = True  # False: β fixed at its initial value e² (θ is a buffer)
-    key_norm: bool = True  # False: keys are not L2-normalised (retrieval is then not a Gaussian kernel)
+    key_norm: bool = True  # False: C-mem keys and P-mem queries not L2-normalised (no longer a Gaussian kernel)
     ffn: str = "pmem"  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
     # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
     impl: str = "fast"
@@ -126,8 +126,8 @@ class MosaicConfig(_Config):
             raise ConfigError(f"ffn must be one of {FFN_KINDS}, got {self.ffn!r}")
         if self.impl not in IMPLS:
             raise ConfigError(f"impl must be one of {IMPLS}, got {self.impl!r}")
-        if self.scan_chunk < 1:
-            raise ConfigError(f"scan_chunk must be ≥ 1, got {self.scan_chunk!r}")
+        if not isinstance(self.scan_chunk, int) or self.scan_chunk < 2:
+            raise ConfigError(f"scan_chunk must be an integer ≥ 2, got {self.scan_chunk!r}")
 
     @property
     def ffn_hidden(self) -> int:

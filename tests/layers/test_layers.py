@@ -128,3 +128,28 @@ def test_persistent_memory_definition():
     y = torch.exp(10 * pm.eta).view(1, -1, 1, 1) * (w @ pm.value_bank)
     want = pm.c_proj(y.transpose(1, 2).reshape(1, 6, 24))
     assert_close(pm(x), want)
+
+
+def test_initial_values_follow_the_reference():
+    torch.manual_seed(6)
+    cfg = MosaicConfig.preset("tiny", n_head=4, n_embd=32)
+    cm, pm = ContextMemory(cfg), PersistentMemory(cfg)
+    for ke in (cm.key, pm.query):  # ρ = linspace(0.5, 5, H)/10, θ = 0.1 in both extractors
+        assert_close(ke.rho, torch.linspace(0.5, 5, 4) / 10)
+        assert_close(ke.theta, torch.full((4,), 0.1))
+    assert_close(cm.value.eta, torch.full((4,), -0.05))  # α = e^-0.5
+    assert_close(pm.eta, torch.full((4,), -0.05))
+    assert_close(pm.scale(), torch.full((4,), math.exp(-0.5)))
+    assert torch.all((cm.value.gamma >= 0) & (cm.value.gamma <= 1))  # U(0, 1)
+    assert_close(pm.query.scale(), torch.full((4,), math.e**2))  # P-mem queries carry s²
+
+
+def test_value_with_gamma_zero_has_no_nan_in_half_precision():
+    torch.manual_seed(7)
+    cm = ContextMemory(CFG).half()
+    with torch.no_grad():
+        cm.value.gamma.zero_()
+    x = torch.randn(1, 6, 24).half()
+    for impl in ("fast", "reference"):
+        cm.impl = impl
+        assert torch.isfinite(cm(x)).all(), impl

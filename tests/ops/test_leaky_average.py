@@ -56,3 +56,23 @@ def test_is_causal():
     y, y2 = leaky_average(x, b, chunk=8), leaky_average(x2, b, chunk=8)
     assert torch.equal(y[:, :, :30], y2[:, :, :30])
     assert not torch.allclose(y[:, :, 30:], y2[:, :, 30:])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_low_precision_stays_causal_past_256_positions(dtype, impl):
+    # bf16 cannot represent every integer above 256: positions must not be built in the input's dtype.
+    torch.manual_seed(3)
+    x = torch.randn(1, 2, 300, 4).to(dtype)
+    b = torch.tensor([0.5, 3.0])
+    f = (lambda x: leaky_average(x, b, chunk=64)) if impl == "fast" else (lambda x: leaky_average_reference(x, b))
+    x2 = x.clone()
+    x2[:, :, 260] += 4.0
+    y, y2 = f(x), f(x2)
+    assert torch.equal(y[:, :, :260], y2[:, :, :260])
+    assert_close(y.float(), leaky_average_reference(x.float(), b), rtol=2e-2, atol=2e-2, what=f"{dtype} vs float32")
+
+
+def test_chunk_must_be_at_least_two():
+    with pytest.raises(ValueError, match="chunk"):
+        leaky_average(torch.randn(1, 1, 10, 2), torch.tensor([1.0]), chunk=1)

@@ -26,5 +26,8 @@ def per_head(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def scaled_l2_normalize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """scale_h · Norm(x) for (B, H, ..., D) x and (H,) scale. Folding the scale into the 1/‖x‖ factor makes it a
     single full-size multiply (and the scale's gradient a reduction over (B, H, T, 1), not (B, H, T, D))."""
-    inv_norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
-    return x * (per_head(scale.to(x.dtype), x) * inv_norm)
+    # In float32: in fp16 the 1e-12 floor would round to 0 and a zero vector would give 0·inf = NaN
+    # (the last value when γ = 0). For float32 inputs .float() is free.
+    xf = x.to(torch.promote_types(x.dtype, torch.float32))
+    inv_norm = torch.linalg.vector_norm(xf, dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+    return (xf * (per_head(scale.to(xf.dtype), xf) * inv_norm)).to(x.dtype)

@@ -6,7 +6,8 @@
 
 p = 1 for context-memory keys (queries are the same keys, so the score is s_h² k̂ᵀk̂: β_h = s_h²) and p = 2 for
 persistent-memory queries (the bank keys carry no scale). ρ and θ are stored /10 so Adam moves them 10× faster.
-ρ starts at linspace(0.5, 5, H)/10: each head gets its own time constant, from ~2.5 tokens down to ~1.
+ρ starts at linspace(0.5, 5, H)/10, so b spans 0.5..5: each head gets its own time constant 1/b, from 2 tokens
+down to 0.2 (equivalently λ from 0.61 down to 0.007).
 """
 
 from __future__ import annotations

@@ -22,30 +22,32 @@ import torch.nn.functional as F
 DEFAULT_CHUNK = 64
 
 
-def _decay_matrix(b: torch.Tensor, n: int) -> torch.Tensor:
-    """(H, n, n) matrix M[h, t, i] = exp(-b_h (t - i)) for i ≤ t, else 0."""
-    pos = torch.arange(n, device=b.device, dtype=b.dtype)
-    lag = pos[:, None] - pos[None, :]  # (n, n), t - i
+def _decay_matrix(b: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """(H, n, n) matrix M[h, t, i] = exp(-b_h (t - i)) for i ≤ t, else 0, cast to `dtype`.
+
+    Lags and the causal mask come from an integer arange and exp runs in at least float32: in bf16 the positions
+    themselves would round (257 -> 256), and the mask would let a position read the future."""
+    pos = torch.arange(n, device=b.device)
+    lag = pos[:, None] - pos[None, :]  # (n, n), t - i, exact
     causal = lag >= 0
-    # Clamp the masked lags to 0 before exp so their gradient is finite (they are zeroed anyway).
-    lag = torch.where(causal, lag, torch.zeros_like(lag))
-    m = torch.exp(-b[:, None, None] * lag)
-    return m * causal
+    # Masked lags are clamped to 0 before exp so their gradient is finite (they are zeroed anyway).
+    wide = torch.promote_types(dtype, torch.float32)  # float32, or float64 for float64 inputs
+    m = torch.exp(-b.to(wide)[:, None, None] * lag.clamp_min(0).to(wide))
+    return (m * causal).to(dtype)
 
 
 def leaky_average_reference(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Reference: y = M x with the full T×T decay matrix. x: (B, H, T, D), b: (H,)."""
-    T = x.shape[-2]
-    m = _decay_matrix(b.to(x.dtype), T)  # (H, T, T)
-    return m @ x
+    return _decay_matrix(b, x.shape[-2], x.dtype) @ x  # (H, T, T) @ (B, H, T, D)
 
 
 def leaky_average(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
-    """Chunked O(T) leaky average. x: (B, H, T, D), b: (H,) with b ≥ 0. Returns (B, H, T, D)."""
+    """Chunked O(T) leaky average. x: (B, H, T, D), b: (H,) with b ≥ 0, chunk ≥ 2. Returns (B, H, T, D)."""
+    if chunk < 2:
+        raise ValueError(f"chunk must be ≥ 2 (the carry recursion shortens the sequence by chunk), got {chunk}")
     B, H, T, D = x.shape
-    b = b.to(x.dtype)
     if T <= chunk:
-        return _decay_matrix(b, T) @ x
+        return _decay_matrix(b, T, x.dtype) @ x
     n_chunks = -(-T // chunk)
     pad = n_chunks * chunk - T
     if pad:  # zeros appended at the end cannot change earlier outputs
@@ -53,15 +55,16 @@ def leaky_average(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) 
     # Within each chunk, as if the state entering the chunk were zero: one (C×C) @ (C × B·N·D) matmul per head.
     # (A broadcast matmul over (B, N) would be B·N tiny GEMMs and a reduction in the backward pass.)
     xc = x.reshape(B, H, n_chunks, chunk, D).permute(1, 3, 0, 2, 4).reshape(H, chunk, B * n_chunks * D)
-    inner = torch.bmm(_decay_matrix(b, chunk), xc)  # (H, C, B·N·D)
+    inner = torch.bmm(_decay_matrix(b, chunk, x.dtype), xc)  # (H, C, B·N·D)
     inner = inner.view(H, chunk, B, n_chunks, D).permute(2, 0, 3, 1, 4)  # (B, H, N, C, D)
     # State entering chunk n: S_{n-1}, where S_n = inner_n[C-1] + exp(-b C) S_{n-1}: a leaky average with decay b·C.
     ends = inner[:, :, :, -1]  # (B, H, N, D)
     carried = leaky_average(ends, b * chunk, chunk)  # S_n for n = 0..N-1
     carried = F.pad(carried[:, :, :-1], (0, 0, 1, 0))  # S_{n-1}; nothing enters chunk 0
     # A state entering a chunk has decayed by exp(-b (c+1)) at offset c.
-    offs = torch.arange(1, chunk + 1, device=x.device, dtype=x.dtype)
-    entry_decay = torch.exp(-b[:, None] * offs)  # (H, C)
+    wide = torch.promote_types(x.dtype, torch.float32)
+    offs = torch.arange(1, chunk + 1, device=x.device).to(wide)
+    entry_decay = torch.exp(-b.to(wide)[:, None] * offs).to(x.dtype)  # (H, C)
     y = inner + entry_decay[None, :, None, :, None] * carried[:, :, :, None, :]
     y = y.reshape(B, H, n_chunks * chunk, D)
     return y[:, :, :T] if pad else y
@@ -71,6 +74,6 @@ def leaky_average_step(state: torch.Tensor | None, x_t: torch.Tensor, b: torch.T
     """One step of the recurrence for decoding. state, x_t: (B, H, D) (or (B, H, 1, D)); b: (H,)."""
     if state is None:
         return x_t
-    lam = torch.exp(-b.to(x_t.dtype))
+    lam = torch.exp(-b.to(torch.promote_types(x_t.dtype, torch.float32))).to(x_t.dtype)
     lam = lam.view(-1, *([1] * (x_t.dim() - 2)))  # broadcast over (H, ..., D)
     return x_t + lam * state
