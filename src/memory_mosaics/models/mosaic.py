@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from ..cache import ModelCache
 from ..config import MosaicConfig
-from ..layers import MLP, ContextMemory, PersistentMemory, SwiGLU
+from ..layers import MLP, ContextMemory, KeyExtractor, PersistentMemory, SwiGLU, ValueExtractor
 from .base import CausalLM
 
 
@@ -70,6 +70,7 @@ class MemoryMosaic(CausalLM):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """The reference initialisation of every tensor (also usable after building on the meta device)."""
         c = self.config
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
@@ -81,6 +82,15 @@ class MemoryMosaic(CausalLM):
             elif isinstance(module, PersistentMemory):
                 nn.init.normal_(module.key_bank, std=1.0 / math.sqrt(c.head_dim))
                 nn.init.normal_(module.value_bank, std=1.0 / math.sqrt(c.head_dim))
+                module.eta.fill_(-0.05)  # α = e^-0.5
+            elif isinstance(module, KeyExtractor):
+                if module.leaky:
+                    module.rho.copy_(torch.linspace(0.5, 5.0, c.n_head) / 10)  # b ∈ [0.5, 5]
+                module.theta.fill_(0.1)  # s = e, β = e²
+            elif isinstance(module, ValueExtractor):
+                if module.peek:
+                    module.gamma.uniform_(0.0, 1.0)
+                module.eta.fill_(-0.05)
         nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
