@@ -48,8 +48,7 @@ class ContextMemory(nn.Module):
         """Forward over a prompt x (B, T, d) in one parallel pass, returning the output and the cache."""
         k, key_state = self.key.prefill(x)
         v_raw = self.value.project(x)
-        v_next = F.pad(v_raw[:, :, 1:], (0, 0, 0, 1)) if self.value.peek else None
-        v = self.value.mix(v_raw, v_next)
+        v = self.value.from_projection(v_raw)
         y = strict_past_retrieval(k, k, v)
         cache = ContextMemoryCache(key_state, GrowingBuffer(k), GrowingBuffer(v[:, :, :-1]), v_raw[:, :, -1:])
         return self.c_proj(merge_heads(y)), cache

@@ -44,8 +44,11 @@ class ValueExtractor(nn.Module):
             v = g * v_now if v_next is None else v_next + g * (v_now - v_next)
         return scaled_l2_normalize(v, self.scale())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, d) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0."""
-        v = self.project(x)
+    def from_projection(self, v: torch.Tensor) -> torch.Tensor:
+        """ṽ (B, H, T, d_h) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0."""
         v_next = F.pad(v[:, :, 1:], (0, 0, 0, 1)) if self.peek else None
         return self.mix(v, v_next)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d) -> values (B, H, T, d_h)."""
+        return self.from_projection(self.project(x))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..cache import ModelCache
+
 
 class CausalLM(nn.Module):
     config: object
@@ -33,6 +35,36 @@ class CausalLM(nn.Module):
         from ..generation import generate
 
         return generate(self, idx, max_new_tokens, temperature, top_k, use_cache, generator)
+
+    # Subclasses define embed(idx, start) -> (B, T, d) for tokens at positions start.., logits(x) -> (B, T, V),
+    # `blocks` with prefill(x) -> (x, cache) and step(x_t, cache) -> x_t, and check_length(T) if T is bounded.
+    def check_length(self, T: int) -> None:
+        """Raise ValueError if the model cannot take T positions (no limit by default)."""
+
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, ModelCache]:
+        """Run a prompt (B, T) in one parallel pass: logits (B, T, V) and the cache to continue from."""
+        self.check_tokens(idx)
+        self.check_length(idx.shape[1])
+        x = self.embed(idx, 0)
+        cache = ModelCache(length=idx.shape[1])
+        for block in self.blocks:
+            x, block_cache = block.prefill(x)
+            cache.blocks.append(block_cache)
+        return self.logits(x), cache
+
+    @torch.no_grad()
+    def decode_step(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
+        """Consume one new token per sequence (B, 1) and return its logits (B, 1, V): O(context) work."""
+        self.check_tokens(idx)
+        if idx.shape[1] != 1:
+            raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
+        self.check_length(cache.length + 1)
+        x = self.embed(idx, cache.length)
+        for block, block_cache in zip(self.blocks, cache.blocks):
+            x = block.step(x, block_cache)
+        cache.length += 1
+        return self.logits(x)
 
     def num_params(self) -> int:
         """Parameter count, tied weights counted once."""

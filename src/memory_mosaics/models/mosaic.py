@@ -18,7 +18,6 @@ import math
 import torch
 import torch.nn as nn
 
-from ..cache import ModelCache
 from ..config import MosaicConfig
 from ..layers import MLP, ContextMemory, KeyExtractor, PersistentMemory, SwiGLU, ValueExtractor
 from .base import CausalLM
@@ -93,6 +92,10 @@ class MemoryMosaic(CausalLM):
                 module.eta.fill_(-0.05)
         nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
 
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token embedding only: no positional encoding, so `start` plays no part."""
+        return self.wte(idx)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d) final hidden states -> (B, T, V). The 1/√d scale is applied to the d-wide input, not the
         V-wide output: same product, V/d times fewer multiplies."""
@@ -109,31 +112,7 @@ class MemoryMosaic(CausalLM):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, vocab_size). Any T ≥ 1 (block_size is only the training context)."""
         self.check_tokens(idx)
-        x = self.wte(idx)
+        x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
-        return self.logits(x)
-
-    # --- cached decoding; see generation.py for the sampling loop ---
-    @torch.no_grad()
-    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, ModelCache]:
-        """Run a prompt (B, T) in one parallel pass: logits (B, T, V) and the cache to continue from."""
-        self.check_tokens(idx)
-        x = self.wte(idx)
-        cache = ModelCache(length=idx.shape[1])
-        for block in self.blocks:
-            x, block_cache = block.prefill(x)
-            cache.blocks.append(block_cache)
-        return self.logits(x), cache
-
-    @torch.no_grad()
-    def decode_step(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
-        """Consume one new token per sequence (B, 1) and return its logits (B, 1, V). O(context) work."""
-        self.check_tokens(idx)
-        if idx.shape[1] != 1:
-            raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
-        x = self.wte(idx)
-        for block, block_cache in zip(self.blocks, cache.blocks):
-            x = block.step(x, block_cache)
-        cache.length += 1
         return self.logits(x)

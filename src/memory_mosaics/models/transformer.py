@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..cache import GrowingBuffer, KVCache, ModelCache
+from ..cache import GrowingBuffer, KVCache
 from ..config import TransformerConfig
 from ..layers import MLP
 from ..layers.heads import merge_heads, split_heads
@@ -100,38 +100,18 @@ class Transformer(CausalLM):
                 f"sequence length {T} exceeds the transformer's position table (block_size={self.config.block_size})"
             )
 
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token plus learned position embeddings for positions start .. start+T-1."""
+        return self.wte(idx) + self.wpe(torch.arange(start, start + idx.shape[1], device=idx.device))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ln_f(x) @ self.wte.weight.t()
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) token ids with T ≤ block_size -> logits (B, T, vocab_size)."""
         self.check_tokens(idx)
-        T = idx.shape[1]
-        self.check_length(T)
-        pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        self.check_length(idx.shape[1])
+        x = self.drop(self.embed(idx))
         for block in self.blocks:
             x = block(x)
-        return self.ln_f(x) @ self.wte.weight.t()
-
-    # --- cached decoding (KV cache); see generation.py ---
-    @torch.no_grad()
-    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, ModelCache]:
-        self.check_tokens(idx)
-        T = idx.shape[1]
-        self.check_length(T)
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
-        cache = ModelCache(length=T)
-        for block in self.blocks:
-            x, block_cache = block.prefill(x)
-            cache.blocks.append(block_cache)
-        return self.ln_f(x) @ self.wte.weight.t(), cache
-
-    @torch.no_grad()
-    def decode_step(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
-        self.check_tokens(idx)
-        if idx.shape[1] != 1:
-            raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
-        self.check_length(cache.length + 1)
-        x = self.wte(idx) + self.wpe.weight[cache.length]
-        for block, block_cache in zip(self.blocks, cache.blocks):
-            x = block.step(x, block_cache)
-        cache.length += 1
-        return self.ln_f(x) @ self.wte.weight.t()
+        return self.logits(x)
