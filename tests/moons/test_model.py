@@ -77,13 +77,13 @@ def test_fast_retrieval_matches_reference_and_is_strict_past(heads):
 
 def test_beta_is_fixed_at_50():
     torch.manual_seed(3)
-    m = MoonsMemory(1)
-    x = windows(1, 12)
+    m = MoonsMemory(1).double()  # β = 50 scores: float64 keeps round-off 10^6 below rtol on any CPU
+    x = windows(1, 12).double()
     k = m.key(x)[0]
     att = m.attention(x)[0, 0]
     t = 7
     expect = torch.softmax(BETA * k[:t] @ k[t], 0)
-    assert_close(att[t, :t], expect, 1e-5, what="weights")
+    assert_close(att[t, :t], expect, 1e-10, what="weights")
     assert att[t, t:].abs().max() == 0
 
 
@@ -97,7 +97,7 @@ def test_cached_generation_matches_full_recomputation(heads):
             cached = m.generate(x[:, :c], 30)
             full = m.generate(x[:, :c], 30, use_cache=False)
             assert cached.shape == (4, 30, 6)
-            assert_close(cached, full, 1e-5, 1e-6, what=f"context {c}")
+            assert_close(cached, full, 1e-5, what=f"context {c}")
 
 
 def test_evaluation_fast_path_matches_plain_generation():
@@ -109,8 +109,9 @@ def test_evaluation_fast_path_matches_plain_generation():
     for c, e5, e25 in zip(contexts, errs[5], errs[25]):
         gen = m.generate(x[:, :c], 25, use_cache=False)
         truth = x[:, c:c + 25]
-        assert e5 == pytest.approx((gen[:, :5] - truth[:, :5]).abs().mean().item(), rel=1e-4, abs=1e-6)
-        assert e25 == pytest.approx((gen - truth).abs().mean().item(), rel=1e-4, abs=1e-6)
+        # Mean |error| of an untrained model: O(0.1) or more, never near 0, so a relative tolerance suffices.
+        assert e5 == pytest.approx((gen[:, :5] - truth[:, :5]).abs().mean().item(), rel=1e-4)
+        assert e25 == pytest.approx((gen - truth).abs().mean().item(), rel=1e-4)
 
 
 @pytest.mark.parametrize("heads", [1, 3])
