@@ -30,7 +30,7 @@ def test_resume_continues_exactly(text_file, tmp_path, model):
     b, *_ = load_model(split)
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
-    assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000008"]  # older checkpoints removed
+    assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000004", "ckpt-0000008"]  # keep 2 by default
 
 
 def test_grad_accumulation_matches_full_batch(text_file, tmp_path):
