@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
         path = inspect_moons(ckpt, out)
     else:
         from ..analysis.inspect_run import inspect_language_model
-        from ..training.checkpoint import load_model
+        from ..training.checkpoint import load_model, resolve
 
+        resolve(ckpt)  # a checkpoint problem is named before a missing flag
         if not args.text:
             raise UserError("--text is required for a language-model checkpoint")
         model, tokenizer, _, _ = load_model(ckpt)

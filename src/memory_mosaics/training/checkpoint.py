@@ -171,9 +171,9 @@ def has_checkpoint(run_dir: str | Path) -> bool:
 
 def _latest(run_dir: Path) -> Path:
     try:
-        name = (run_dir / "latest").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"cannot read {run_dir}/latest ({err})") from None
+        name = (run_dir / "latest").read_bytes().decode("utf-8", errors="replace").strip()
+    except OSError as err:
+        raise CheckpointError(f"cannot read {run_dir}/latest ({err.strerror or err})") from None
     if not _CKPT.fullmatch(name):  # never a path: `latest` must not point outside the run folder
         raise CheckpointError(f"{run_dir}/latest is corrupt (it should name a ckpt-<step> folder)")
     target = run_dir / name
@@ -241,7 +241,8 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"cannot read {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"cannot read {path}: {first}") from None
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -269,12 +270,16 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict(tensors, strict=True)
 
 
-def load_state(ckpt: Path) -> dict[str, Any]:
-    """The resumable state (step, optimizer, RNG...). Never unpickles: a pre-safetensors checkpoint is refused."""
+def _refuse_legacy(ckpt: Path) -> None:
     if not (ckpt / "state.json").is_file() and (ckpt / LEGACY_STATE).is_file():
         raise CheckpointError(f"checkpoint {ckpt} was written by an older mosaic: its training state is a pickle "
                               f"(state.pt), which is never loaded because unpickling can run code; its model still "
                               f"loads for eval / sample / inspect, but to train further start a new run")
+
+
+def load_state(ckpt: Path) -> dict[str, Any]:
+    """The resumable state (step, optimizer, RNG...). Never unpickles: a pre-safetensors checkpoint is refused."""
+    _refuse_legacy(ckpt)
     tree = read_json(ckpt, "state.json")
     tensors = _read_tensors(ckpt / "state.safetensors")
     try:
@@ -302,12 +307,11 @@ def resumable(run_dir: str | Path, log: Callable[[str], None] | None = None) -> 
     else:
         problems = []
     for ckpt in candidates:
+        _refuse_legacy(ckpt)  # an old-format run: say so, never fall back past it to an even older one
         try:
             verify(ckpt, need=FILES)
             state = load_state(ckpt)
         except CheckpointError as err:
-            if (ckpt / LEGACY_STATE).is_file() and not (ckpt / "state.json").is_file():
-                raise  # an old-format run: say so, do not fall back silently to an even older one
             problems.append(str(err))
             continue
         if problems and log is not None:
