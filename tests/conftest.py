@@ -48,6 +48,17 @@ def grad_scale(*modules_or_tensors) -> float:
     return out
 
 
+def one_line_error(capsys, argv, match):
+    """`mosaic ARGV` fails the way every user error must: exit 2, one line on stderr naming it, no traceback."""
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert match in err, err
+    return err
+
+
 # --- a real (tiny) training run, shared by the CLI, training and analysis tests ---
 
 @pytest.fixture

@@ -12,17 +12,7 @@ from memory_mosaics.cli import main
 from memory_mosaics.jsonsafe import dumps
 from memory_mosaics.training import checkpoint as ck
 
-from tests.conftest import TINY
-
-
-def one_line_error(capsys, argv, match):
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert match in err, err
-    return err
+from tests.conftest import TINY, one_line_error
 
 
 def train_argv(text_file, out, *extra):
