@@ -171,3 +171,20 @@ def test_old_pickled_moons_model_is_refused(moons_run, tmp_path, capsys):
     code, err = run_safely(capsys, ["inspect", "--checkpoint", str(run), "--out", str(tmp_path / "o")], marker)
     assert code == 2 and "model.pt" in err and "never" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_well_formed_but_wrong_state_is_one_line(lm_run, tmp_path, capsys, monkeypatch):
+    """Valid JSON that is not a training state (keys missing, wrong types): refused with one line."""
+    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
+    src, text_file = lm_run
+    for state in ({"step": 4}, {"step": 4, "optimizer": [], "scaler": {}, "rng": [], "sampler": 1, "data_key": "x"}):
+        run = tmp_path / "run"
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.copytree(src, run)
+        ckpt = run / "ckpt-0000004"
+        good = json.loads((ckpt / "state.json").read_text())
+        (ckpt / "state.json").write_text(json.dumps({**state, "data_key": good["data_key"]}
+                                                    if "optimizer" in state else state))
+        rewrite_manifest(ckpt)
+        code, err = run_safely(capsys, commands(run, text_file, tmp_path)["resume"], tmp_path / "ran")
+        assert code == 2 and "ckpt-0000004" in err, err

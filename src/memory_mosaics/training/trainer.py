@@ -190,6 +190,9 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
     saved = None
     if cfg.resume:
         ckpt_dir, saved = ckpt_io.resumable(out, log=_note if info.main else None)
+        missing = [k for k in ("optimizer", "scaler", "rng", "sampler", "data_key") if k not in saved]
+        if missing:
+            raise ckpt_io.CheckpointError(f"checkpoint {ckpt_dir}: its training state lacks {', '.join(missing)}")
         if saved["step"] > cfg.max_steps:
             raise ConfigError(f"the run in {out} is at step {saved['step']}, past --max-steps {cfg.max_steps}; "
                               f"nothing was changed (pass a larger --max-steps to continue)")
@@ -227,11 +230,16 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
     torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
     step = 0
     if saved is not None:
-        D.load_optim_state(model, optimizer, saved["optimizer"], cfg.fsdp)
-        scaler.load_state_dict(saved["scaler"])
-        sampler.set_state(saved["sampler"])
-        rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
-        set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
+        try:
+            D.load_optim_state(model, optimizer, saved["optimizer"], cfg.fsdp)
+            scaler.load_state_dict(saved["scaler"])
+            sampler.set_state(saved["sampler"])
+            rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
+            set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise ckpt_io.CheckpointError(f"checkpoint {ckpt_dir}: its training state does not fit this run "
+                                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                                          ) from None
         step = saved["step"]
     fwd = torch.compile(model) if cfg.compile else model
     amp = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
