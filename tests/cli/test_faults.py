@@ -139,3 +139,9 @@ def test_eval_and_summary_write_strict_json(capsys, trained, text_file):
     assert main(["eval", "--checkpoint", str(trained), "--data", str(text_file), "--batches", "1",
                  "--batch-size", "1", "--context-multiples", "1"]) == 0
     assert math.isfinite(strict_json(capsys.readouterr().out)["loss"])
+
+
+@pytest.mark.parametrize("task", ["regbench", "induction"])
+def test_icl_refuses_non_finite_lr(capsys, tmp_path, task):
+    one_line_error(capsys, ["icl", "--task", task, "--model", "mosaic", "--lr", "inf", "--out", str(tmp_path / "o")],
+                   "--lr must be a finite number > 0")

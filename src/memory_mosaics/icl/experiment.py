@@ -29,8 +29,8 @@ def stream_budget(name: str, steps=None, lr=None) -> Budget:
             raise ValueError(f"--steps must be ≥ 1, got {steps}")
         b.steps, b.eval_every = steps, min(b.eval_every, max(1, steps // 6))
     if lr is not None:
-        if not lr > 0:
-            raise ValueError(f"--lr must be > 0, got {lr}")
+        if not 0 < lr < float("inf"):  # also refuses nan
+            raise ValueError(f"--lr must be a finite number > 0, got {lr}")
         b.lr = lr
     b.warmup = max(1, round(0.1 * b.steps))
     return b
