@@ -78,7 +78,8 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 def install_import_hook() -> None:
     """Called by `import memory_mosaics`: register now if transformers is loaded, else when it is imported."""
     if "transformers" in sys.modules:
-        _register_quietly()
+        if sys.modules["transformers"] is not None:  # None: deliberately blocked
+            _register_quietly()
     elif importlib.util.find_spec("transformers") is not None and \
             not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfterImport())

@@ -2,7 +2,7 @@
 
     OUT/config.json                model type + every library config field, auto_map for trust_remote_code
     OUT/model.safetensors          the library's weights under `model.`
-    OUT/generation_config.json     end-of-text as BOS/EOS/pad (the transformer: max_length = block_size)
+    OUT/generation_config.json     end-of-text as BOS/EOS/pad
     OUT/tokenizer.json, tokenizer_config.json, special_tokens_map.json
     OUT/configuration_memory_mosaics.py, modeling_memory_mosaics.py
                                    two-line shims importing the installed package, so processes that never import
@@ -52,8 +52,7 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False, tokenizer: bool 
                        "AutoModelForCausalLM": f"modeling_memory_mosaics.{model_cls.__name__}"}
     model = model_cls(config)
     model.model.load_state_dict(native.state_dict(), strict=True)
-    model.generation_config = GenerationConfig(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-                                               **({} if mosaic else {"max_length": native.config.block_size}))
+    model.generation_config = GenerationConfig(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
     block = native.config.block_size
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
