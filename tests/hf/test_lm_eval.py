@@ -65,3 +65,34 @@ def test_local_task_loglikelihoods_equal_native(hf_runs, tmp_path, monkeypatch):
         got = float(sample["resps"][0][0][0])
         want = native_loglikelihood(model, tok, doc["context"], doc["continuation"])
         assert abs(got - want) <= 1e-5 * abs(want), (doc, got, want)
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_with_trust_remote_code(hf_runs, tmp_path):
+    """The documented command line: a fresh `lm_eval` process that never imports memory_mosaics itself loads the
+    export through its trust_remote_code shims."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "mosaic_local_ll.yaml").write_text(TASK.format(data=data))
+    run, out = hf_runs["mosaic"]
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "datasets"), "HF_MODULES_CACHE": str(tmp_path / "mods"),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    lm_eval_bin = Path(sys.executable).parent / "lm_eval"
+    subprocess.run([str(lm_eval_bin), "--model", "hf", "--model_args",
+                    f"pretrained={out},trust_remote_code=True,backend=causal", "--tasks", "mosaic_local_ll",
+                    "--include_path", str(tasks), "--device", "cpu", "--batch_size", "2",
+                    "--output_path", str(tmp_path / "results"), "--log_samples"], check=True, env=env)
+    (samples_file,) = (tmp_path / "results").rglob("samples_mosaic_local_ll_*.jsonl")
+    samples = sorted((json.loads(line) for line in samples_file.read_text().splitlines()), key=lambda s: s["doc_id"])
+    model, tok = memory_mosaics.load_checkpoint(run)
+    for sample, doc in zip(samples, DOCS, strict=True):
+        got = float(sample["resps"][0][0][0])
+        want = native_loglikelihood(model, tok, doc["context"], doc["continuation"])
+        assert abs(got - want) <= 1e-5 * abs(want), (doc, got, want)
