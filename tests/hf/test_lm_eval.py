@@ -45,26 +45,37 @@ def native_loglikelihood(model, tok, context: str, continuation: str) -> float:
     return sum(logp[t - 1, whole[t]].item() for t in range(n_ctx, len(whole)))
 
 
-def test_local_task_loglikelihoods_equal_native(hf_runs, tmp_path, monkeypatch):
-    from lm_eval.tasks import TaskManager
-
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+def task_folder(tmp_path):
+    """The JSONL documents and the YAML task over them; returns the folder to include."""
     data = tmp_path / "docs.jsonl"
     data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "mosaic_local_ll.yaml").write_text(TASK.format(data=data))
-    run, out = hf_runs["mosaic"]
-    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={out},backend=causal", tasks=["mosaic_local_ll"],
-                                      task_manager=TaskManager(include_path=str(tasks)), batch_size=2,
-                                      device="cpu", log_samples=True)
-    samples = sorted(results["samples"]["mosaic_local_ll"], key=lambda s: s["doc_id"])
+    return tasks
+
+
+def assert_native(samples, run):
+    """lm-eval's per-document log-likelihoods = the native model's, relative 1e-5."""
+    samples = sorted(samples, key=lambda s: s["doc_id"])
     assert len(samples) == len(DOCS)
     model, tok = memory_mosaics.load_checkpoint(run)
     for sample, doc in zip(samples, DOCS):
         got = float(sample["resps"][0][0][0])
         want = native_loglikelihood(model, tok, doc["context"], doc["continuation"])
         assert abs(got - want) <= 1e-5 * abs(want), (doc, got, want)
+
+
+def test_local_task_loglikelihoods_equal_native(hf_runs, tmp_path, monkeypatch):
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    tasks = task_folder(tmp_path)
+    run, out = hf_runs["mosaic"]
+    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={out},backend=causal",
+                                      tasks=["mosaic_local_ll"], task_manager=TaskManager(include_path=str(tasks)),
+                                      batch_size=2, device="cpu", log_samples=True)
+    assert_native(results["samples"]["mosaic_local_ll"], run)
 
 
 @pytest.mark.slow
@@ -76,11 +87,7 @@ def test_lm_eval_cli_with_trust_remote_code(hf_runs, tmp_path):
     import sys
     from pathlib import Path
 
-    data = tmp_path / "docs.jsonl"
-    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "mosaic_local_ll.yaml").write_text(TASK.format(data=data))
+    tasks = task_folder(tmp_path)
     run, out = hf_runs["mosaic"]
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "datasets"), "HF_MODULES_CACHE": str(tmp_path / "mods"),
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -90,9 +97,4 @@ def test_lm_eval_cli_with_trust_remote_code(hf_runs, tmp_path):
                     "--include_path", str(tasks), "--device", "cpu", "--batch_size", "2",
                     "--output_path", str(tmp_path / "results"), "--log_samples"], check=True, env=env)
     (samples_file,) = (tmp_path / "results").rglob("samples_mosaic_local_ll_*.jsonl")
-    samples = sorted((json.loads(line) for line in samples_file.read_text().splitlines()), key=lambda s: s["doc_id"])
-    model, tok = memory_mosaics.load_checkpoint(run)
-    for sample, doc in zip(samples, DOCS, strict=True):
-        got = float(sample["resps"][0][0][0])
-        want = native_loglikelihood(model, tok, doc["context"], doc["continuation"])
-        assert abs(got - want) <= 1e-5 * abs(want), (doc, got, want)
+    assert_native([json.loads(line) for line in samples_file.read_text().splitlines()], run)
