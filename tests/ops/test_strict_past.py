@@ -63,13 +63,17 @@ def test_key_mask_fast_matches_reference_forward_and_backward(T):
     key_mask[1, T // 2] = False
     y_ref = strict_past_retrieval_reference(q, k, v, key_mask=key_mask)
     y = strict_past_retrieval(q, k, v, key_mask=key_mask)
-    assert_close(y, y_ref, what="forward")
+    # Outputs are convex combinations of values: |v| is their scale (they are all 0 where nothing is readable).
+    assert_close(y, y_ref, 1e-10, scale=v.abs().max().item(), what="forward")
     first_real = T // 2
     assert torch.equal(y[0, :, : first_real + 1], torch.zeros_like(y[0, :, : first_real + 1]))
     g = torch.randn_like(y)
-    for a, b_, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
+    grads, grads_ref = torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g)
+    # One readable pair gives q, k exactly zero gradient; with none readable every gradient is 0: |g|·|v| then.
+    scale = grad_scale(*grads_ref) or g.abs().max().item() * v.abs().max().item()
+    for a, b_, name in zip(grads, grads_ref, "qkv"):
         assert torch.isfinite(a).all()
-        assert_close(a, b_, what=f"grad {name}")
+        assert_close(a, b_, 1e-10, scale=scale, what=f"grad {name}")
 
 
 @pytest.mark.parametrize("impl", [strict_past_retrieval, strict_past_retrieval_reference])
