@@ -28,19 +28,19 @@ def test_bad_heads_and_input():
 
 def test_complex_structure_is_multiplication_by_complex_numbers():
     torch.manual_seed(0)
-    lin = ComplexLinear(6, 6)
+    lin = ComplexLinear(6, 6).double()  # float64: two summation orders differ by ~1e-16, far below rtol anywhere
     W = lin.weight.detach()
     for i in range(3):
         for j in range(3):
             a, c = W[2 * i, 2 * j], W[2 * i, 2 * j + 1]
             assert torch.equal(W[2 * i:2 * i + 2, 2 * j:2 * j + 2], torch.stack([torch.stack([a, c]), torch.stack([-c, a])]))
     # as a complex matrix Z with Z_ij = a_ij − i·c_ij acting on z = s + i·c_pair: y = x Wᵀ
-    x = torch.randn(5, 6)
+    x = torch.randn(5, 6, dtype=torch.float64)
     y = lin(x).detach()
     Z = torch.complex(lin.a, -lin.c).detach()
     z = torch.complex(x[:, 0::2], x[:, 1::2])
     yz = z @ Z.T
-    assert_close(torch.stack([yz.real, yz.imag], -1).reshape(5, 6), y, 1e-6, what="complex product")
+    assert_close(torch.stack([yz.real, yz.imag], -1).reshape(5, 6), y, 1e-12, what="complex product")
     # the magnitudes scale rotated inputs: |W| is invariant to a phase on every moon
     assert torch.allclose(lin.magnitude(), Z.abs())
 
