@@ -96,3 +96,28 @@ def test_resume_with_a_stretched_schedule(trained, capsys):
     assert main(["train", "--out", str(trained), "--resume", "--max-steps", "6", "--lr-decay-steps", "6"]) == 0
     err = capsys.readouterr().err
     assert "cosine from 0.003 to 0.0001 at step 6" in err and "run at min_lr" not in err
+
+
+def test_streamed_bpe_sample_equals_decoding_all_tokens(tmp_path, monkeypatch, capsys):
+    """Byte-level BPE: a character's bytes can span tokens; the stream holds them back and prints the same text."""
+    import random
+
+    import torch
+
+    from memory_mosaics.training.checkpoint import load_model
+
+    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
+    rng = random.Random(0)
+    words = ["café", "naïve", "日本語", "Ωμέγα", "the", "cat", "🙂", "straße", "über"]
+    data = tmp_path / "multi.txt"
+    data.write_text(" ".join(rng.choice(words) for _ in range(6000)), encoding="utf-8")
+    run = tmp_path / "bpe"
+    assert main(["train", *TINY, "--max-steps", "1", "--tokenizer", "bpe", "--bpe-vocab-size", "300", "--data",
+                 str(data), "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(run), "--prompt", "café", "--max-new-tokens", "60", "--seed", "3"]) == 0
+    streamed = capsys.readouterr().out
+    model, tok, _, _ = load_model(run)
+    ids = tok.encode("café")
+    out = model.generate(torch.tensor([ids]), 60, generator=torch.Generator().manual_seed(3))
+    assert streamed == "café" + tok.decode(out[0, len(ids):].tolist()) + "\n"

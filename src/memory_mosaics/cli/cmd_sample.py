@@ -63,15 +63,15 @@ def run(args) -> int:
             out.write("\n" + "-" * 40 + "\n")
         out.write(cfg.prompt)
         out.flush()
-        new, shown = [], 0
+        pending = []  # tokens not printed yet: a character's bytes may span several byte-level BPE tokens
         for tok in stream(model, idx, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
                           generator=gen):
-            new.append(int(tok))
-            text = tokenizer.decode(new)
+            pending.append(int(tok))
+            text = tokenizer.decode(pending)
             if not text.endswith("\ufffd"):  # hold back a character whose bytes are not all sampled yet
-                out.write(text[shown:])
+                out.write(text)
                 out.flush()
-                shown = len(text)
-        out.write(tokenizer.decode(new)[shown:] + "\n")
+                pending = []
+        out.write(tokenizer.decode(pending) + "\n")
         out.flush()
     return 0
