@@ -36,7 +36,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..training.trainer import TrainingInterrupted
+    from ..training import TrainingInterrupted
 
     args = build_parser().parse_args(argv)
     try:
