@@ -20,7 +20,32 @@ IMPLS = ("fast", "reference")
 
 
 class ConfigError(ValueError):
-    """A configuration value or key is invalid. Subclasses ValueError."""
+    """A configuration value or key is invalid. Subclasses ValueError. `key` names the field when one is at fault
+    (the CLI shows it as its flag)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def check_keys(cls, keys, where: str | None = None) -> None:
+    """Unknown keys of dataclass `cls` -> ConfigError naming the closest valid key."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in keys:
+        if key not in names:
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{hint[0]}'?)" if hint else ""
+            where_ = f" in {where}" if where else ""
+            raise ConfigError(f"unknown {cls.__name__ + ' ' if not where else ''}key '{key}'{where_}{hint}; "
+                              f"valid keys: {', '.join(names)}")
+
+
+def at_least(cfg, minimum: int, *names: str) -> None:
+    """Each named integer field (None allowed: unset) is ≥ minimum, else ConfigError keyed by the field."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value < minimum:
+            raise ConfigError(f"{name} must be ≥ {minimum}, got {value}", key=name)
 
 
 class _Config:
@@ -32,33 +57,24 @@ class _Config:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def _check_keys(cls, keys) -> None:
-        names = cls.field_names()
-        for key in keys:
-            if key not in names:
-                hint = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean '{hint[0]}'?)" if hint else ""
-                raise ConfigError(f"unknown {cls.__name__} key '{key}'{hint}; valid keys: {', '.join(names)}")
-
-    @classmethod
     def preset(cls, name: str, **overrides: Any):
         """A named preset with optional field overrides, e.g. `MosaicConfig.preset("paper", n_layer=1)`."""
         if name not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{name}' for {cls.__name__}; choose one of: {', '.join(cls.PRESETS)}")
-        cls._check_keys(overrides)
+        check_keys(cls, overrides)
         return cls(**{**cls.PRESETS[name], **overrides})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         d = {k: v for k, v in d.items() if k != "model_type"}
-        cls._check_keys(d)
+        check_keys(cls, d)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
 
     def replace(self, **changes: Any):
-        self._check_keys(changes)
+        check_keys(type(self), changes)
         return dataclasses.replace(self, **changes)
 
     def _validate_common(self) -> None:

@@ -62,12 +62,12 @@ def regbench_budget(name: str, n_train: int, steps: int | None = None, lr: float
         raise ValueError(f"unknown budget {name!r}; choose demo or full")
     if steps is not None:
         if steps < 1:
-            raise ValueError(f"--steps must be ≥ 1, got {steps}")
+            raise ValueError(f"steps must be ≥ 1, got {steps}")
         b.steps = steps
         b.eval_every = min(b.eval_every, max(1, steps // 4))
     if lr is not None:
         if not 0 < lr < float("inf"):  # also refuses nan
-            raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
         b.lr = lr
     if dropout is not None:
         b.dropout = dropout
@@ -105,12 +105,22 @@ def _batches_by_length(examples, batch_size):
         yield [examples[j] for j in order[i : i + batch_size]]
 
 
+def _on(device, arrays):
+    return (torch.from_numpy(a).to(device) for a in arrays)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True, leave=False)
+
+
 @torch.no_grad()
-def regbench_loss(model, examples, batch_size=32) -> float:
+def regbench_loss(model, examples, batch_size=32, device="cpu") -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in _batches_by_length(examples, batch_size):
-        x, y = (torch.from_numpy(a) for a in collate(batch))
+        x, y = _on(device, collate(batch))
         n = int((y != -100).sum())
         total += float(masked_ce(model(x), y)) * n
         count += n
@@ -119,18 +129,18 @@ def regbench_loss(model, examples, batch_size=32) -> float:
 
 
 @torch.no_grad()
-def regbench_evaluate(model, examples, batch_size=32) -> dict:
+def regbench_evaluate(model, examples, batch_size=32, device="cpu") -> dict:
     """Pooled accuracy / TVD (metrics.py) and CE over the given automata."""
     model.eval()
     score = RegBenchScore()
     total, count = 0.0, 0
     for batch in _batches_by_length(examples, batch_size):
-        x, y = (torch.from_numpy(a) for a in collate(batch))
+        x, y = _on(device, collate(batch))
         logits = model(x).float()  # (B, T, V)
         n = int((y != -100).sum())
         total += float(masked_ce(logits, y)) * n
         count += n
-        probs = torch.softmax(logits, dim=-1)
+        probs = torch.softmax(logits, dim=-1).cpu()
         for i, ex in enumerate(batch):
             L = len(ex.inputs)
             score.update(probs[i, :L], torch.from_numpy(ex.allowed), torch.from_numpy(ex.labels < 0))
@@ -139,7 +149,7 @@ def regbench_evaluate(model, examples, batch_size=32) -> dict:
 
 
 def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                   test_subset: int | None = None, log=print) -> dict:
+                   test_subset: int | None = None, log=print, device="cpu", progress: bool = False) -> dict:
     """Train on data.train, select by validation loss, score the best state on data.test. Returns a result dict."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -150,27 +160,30 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
     best = dict(val_loss=float("inf"), step=0, state=copy.deepcopy(model.state_dict()))
     order, pos = rng.permutation(len(data.train)), 0
     t0 = time.time()
+    bar = _progress(budget.steps, progress)
     model.train()
     for step in range(budget.steps):
         if pos >= len(order):  # new epoch; the last partial batch is kept
             order, pos = rng.permutation(len(data.train)), 0
         idx = order[pos : pos + budget.batch_size]
         pos += budget.batch_size
-        x, y = (torch.from_numpy(a) for a in collate([data.train[i] for i in idx]))
+        x, y = _on(device, collate([data.train[i] for i in idx]))
         lr = lr_at(step, budget)
         loss = train_step(model, opt, x, y, lr, grad_clip)
         history.append(dict(step=step + 1, loss=loss, lr=lr))
         if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
-            vl = regbench_loss(model, val, budget.batch_size)
+            vl = regbench_loss(model, val, budget.batch_size, device)
             evals.append(dict(step=step + 1, val_loss=vl))
             if vl < best["val_loss"]:
                 best = dict(val_loss=vl, step=step + 1, state=copy.deepcopy(model.state_dict()))
             log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  val {vl:.4f}  lr {lr:.2e}  "
                 f"{time.time() - t0:6.0f}s")
+        bar.update(1)
+    bar.close()
     train_time = time.time() - t0
     model.load_state_dict(best["state"])
     t1 = time.time()
-    test_metrics = regbench_evaluate(model, test, budget.batch_size)
+    test_metrics = regbench_evaluate(model, test, budget.batch_size, device)
     return dict(
         accuracy=test_metrics["accuracy"], tvd=test_metrics["tvd"], test=test_metrics,
         best_step=best["step"], best_val_loss=best["val_loss"], steps=budget.steps, budget=asdict(budget),
@@ -180,7 +193,7 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
 
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                 log=print) -> dict:
+                 log=print, device="cpu", progress: bool = False) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
     stream has no overfitting to select against)."""
@@ -189,9 +202,10 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
     history, evals = [], []
     t0 = time.time()
+    bar = _progress(budget.steps, progress)
     model.train()
     for step in range(budget.steps):
-        x, y = (torch.from_numpy(a) for a in sample(rng))
+        x, y = _on(device, sample(rng))
         lr = lr_at(step, budget)
         loss = train_step(model, opt, x, y, lr, grad_clip)
         history.append(dict(step=step + 1, loss=loss, lr=lr))
@@ -203,6 +217,8 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
             evals.append(dict(step=step + 1, **m))
             log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  test acc {m['accuracy']:.4f}  "
                 f"{time.time() - t0:6.0f}s")
+        bar.update(1)
+    bar.close()
     final = evals[-1]
     return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=budget.steps, budget=asdict(budget),
                 grad_clip=grad_clip, train_seconds=time.time() - t0, history=history, evals=evals)

@@ -6,7 +6,11 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
+from ..config import ConfigError
 from ..jsonsafe import dumps, finite
+from .config import MoonsConfig
 from .data import BLOCK, TRAIN_PANEL_TRIPLE, VAL_TRIPLE, joint_period, to_steps
 from .evaluate import THRESHOLD, evaluate_triple
 from .model import MoonsMemory
@@ -32,6 +36,21 @@ def mid_context_error(run: dict, split: str = "val", n: int = 25) -> float:
 def run_config(heads, seed, iters, batch, block, windows, stride) -> dict:
     return {"heads": heads, "seed": seed, "iters": iters, "batch": batch, "block": block,
             "eval_windows": windows, "context_stride": stride}
+
+
+def run_moons(cfg: MoonsConfig, log=print) -> dict:
+    """One model (cfg.heads) or, with cfg.compare, 1 head and 3 heads for each of cfg.seeds; returns the summary
+    also written to cfg.out/summary.json."""
+    if not cfg.out:
+        raise ConfigError("no output directory given", key="out")
+    if cfg.heads is None and not cfg.compare:
+        raise ConfigError("give heads (1 or 3) or compare=True", key="heads")
+    torch.set_num_threads(cfg.threads)
+    common = dict(iters=cfg.iters, batch=cfg.batch, block=cfg.block, windows=cfg.eval_windows,
+                  stride=cfg.context_stride, log=log)
+    if cfg.compare:
+        return run_compare(cfg.out, seeds=cfg.seeds, **common)
+    return run_single(cfg.out, cfg.heads, cfg.seed, **common)
 
 
 def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from ..config import CONFIGS, ConfigError
+from ..config import CONFIGS, ConfigError, check_keys
 
 
 def _f(default, help: str, **meta):
@@ -68,7 +68,7 @@ class TrainConfig:
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
-        cls._check_keys(self.model_args)
+        check_keys(cls, self.model_args)
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
                      "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
             if getattr(self, name) < 1:
