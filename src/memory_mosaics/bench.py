@@ -43,6 +43,11 @@ class BenchConfig:
     skip: tuple[str, ...] = field(default_factory=tuple)  # "train", "generate"
 
 
+# `mosaic bench --quick`: a smoke run in seconds (flags given with --quick override these).
+QUICK = dict(preset="tiny", vocab_size=256, seq_lens=(64, 128), tokens_per_batch=256, gen_contexts=(32, 64),
+             gen_new_tokens=16, uncached_max_tokens=16, repeats=3, warmup=1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()

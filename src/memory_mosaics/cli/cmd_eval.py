@@ -11,12 +11,11 @@ the JSON says so for those contexts instead of failing.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .typed import add_dataclass_args, build_config
+from .typed import add_command
 
 
 @dataclass
@@ -35,11 +34,7 @@ class EvalConfig:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="loss, perplexity and per-position loss of a checkpoint",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", help="YAML file of eval config values")
-    add_dataclass_args(p, EvalConfig)
-    p.set_defaults(func=run)
+    add_command(subparsers, "eval", EvalConfig, run, help="loss, perplexity and per-position loss of a checkpoint", description=__doc__)
 
 
 def write_curves(results: dict[int, object], out: Path, title: str) -> tuple[Path, Path]:
@@ -82,14 +77,13 @@ def write_curves(results: dict[int, object], out: Path, title: str) -> tuple[Pat
     return csv_path, png_path
 
 
-def run(args) -> int:
+def run(cfg: EvalConfig) -> int:
     from ..data import load_documents, tokenize_cached, train_val_split
     from ..evaluation import per_position_loss
     from ..jsonsafe import dumps
     from ..training.checkpoint import load_model
     from ..training.distributed import parse_device
 
-    cfg = build_config(EvalConfig, args, recipe=args.recipe)
     if not cfg.checkpoint:
         raise ValueError("no checkpoint given (pass --checkpoint DIR)")
     if not cfg.data:

@@ -166,11 +166,13 @@ def build_config(cls, args: argparse.Namespace | None = None, recipe: str | Path
 
 def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *, help: str,
                 description: str | None = None, one_of: tuple[str, ...] = (),
-                preset: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> argparse.ArgumentParser:
+                preset: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                make: Callable[[dict[str, Any]], Any] | None = None) -> argparse.ArgumentParser:
     """The one way a `mosaic` subcommand is made: a flag per field of the typed config `cls`, `--recipe FILE`,
     `--help`, and `run(config)` with the config built from defaults < preset < recipe < flags.
     `one_of`: fields of which exactly one must be set (their flags are exclusive). `preset(given)` maps the
-    given values (recipe and flags) to the base values they start from (e.g. `bench --quick`)."""
+    given values (recipe and flags) to the base values they start from (e.g. `bench --quick`); `make(given)`
+    replaces building the config from defaults (e.g. `train --resume` starts from the checkpoint's config)."""
     p = subparsers.add_parser(name, help=help, description=description or help,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", help="YAML file of config values (command-line flags override it)")
@@ -182,6 +184,8 @@ def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *,
         if one_of and sum(bool(given.get(k)) for k in one_of) != 1:
             flags = " ".join("--" + k.replace("_", "-") for k in one_of)
             p.error(f"exactly one of the arguments {flags} is required")
+        if make is not None:
+            return run(make(given))
         return run(build_config(cls, base={**(preset(given) if preset else {}), **given}))
 
     p.set_defaults(func=func)
