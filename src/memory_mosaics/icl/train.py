@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..optim import build_adamw, set_lr, warmup_cosine
+from ..optim import build_adamw, warmup_cosine
+from ..training.loop import fit
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
 
@@ -86,18 +87,6 @@ def masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
-def train_step(model, opt, x: torch.Tensor, y: torch.Tensor, lr: float, grad_clip: float | None) -> float:
-    """One AdamW step on masked next-token CE at learning rate lr; returns the loss."""
-    set_lr(opt, lr)
-    loss = masked_ce(model(x), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    return loss.item()
-
-
 def _batches_by_length(examples, batch_size):
     """Evaluation batches of similar lengths (less padding); order does not change pooled metrics."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].inputs))
@@ -105,14 +94,12 @@ def _batches_by_length(examples, batch_size):
         yield [examples[j] for j in order[i : i + batch_size]]
 
 
+def _loss(model, x, y):
+    return masked_ce(model(x), y)
+
+
 def _on(device, arrays):
     return (torch.from_numpy(a).to(device) for a in arrays)
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True, leave=False)
 
 
 @torch.no_grad()
@@ -156,30 +143,30 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
     val = data.val[: budget.val_subset]
     test = data.test[:test_subset] if test_subset else data.test
-    history, evals = [], []
+    evals = []
     best = dict(val_loss=float("inf"), step=0, state=copy.deepcopy(model.state_dict()))
-    order, pos = rng.permutation(len(data.train)), 0
+    epoch = dict(order=rng.permutation(len(data.train)), pos=0)
     t0 = time.time()
-    bar = _progress(budget.steps, progress)
-    model.train()
-    for step in range(budget.steps):
-        if pos >= len(order):  # new epoch; the last partial batch is kept
-            order, pos = rng.permutation(len(data.train)), 0
-        idx = order[pos : pos + budget.batch_size]
-        pos += budget.batch_size
-        x, y = _on(device, collate([data.train[i] for i in idx]))
-        lr = lr_at(step, budget)
-        loss = train_step(model, opt, x, y, lr, grad_clip)
-        history.append(dict(step=step + 1, loss=loss, lr=lr))
-        if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
+
+    def batch(step):  # shuffled epochs; the last partial batch is kept
+        if epoch["pos"] >= len(epoch["order"]):
+            epoch.update(order=rng.permutation(len(data.train)), pos=0)
+        idx = epoch["order"][epoch["pos"] : epoch["pos"] + budget.batch_size]
+        epoch["pos"] += budget.batch_size
+        return _on(device, collate([data.train[i] for i in idx]))
+
+    def after_step(step, record):
+        nonlocal best
+        if step % budget.eval_every == 0 or step == budget.steps:
             vl = regbench_loss(model, val, budget.batch_size, device)
-            evals.append(dict(step=step + 1, val_loss=vl))
+            evals.append(dict(step=step, val_loss=vl))
             if vl < best["val_loss"]:
-                best = dict(val_loss=vl, step=step + 1, state=copy.deepcopy(model.state_dict()))
-            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  val {vl:.4f}  lr {lr:.2e}  "
+                best = dict(val_loss=vl, step=step, state=copy.deepcopy(model.state_dict()))
+            log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  val {vl:.4f}  lr {record['lr']:.2e}  "
                 f"{time.time() - t0:6.0f}s")
-        bar.update(1)
-    bar.close()
+
+    history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget), batch=batch,
+                  loss=_loss, grad_clip=grad_clip or 0.0, after_step=after_step, progress=progress)
     train_time = time.time() - t0
     model.load_state_dict(best["state"])
     t1 = time.time()
@@ -200,25 +187,22 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
-    history, evals = [], []
+    evals = []
     t0 = time.time()
-    bar = _progress(budget.steps, progress)
-    model.train()
-    for step in range(budget.steps):
-        x, y = _on(device, sample(rng))
-        lr = lr_at(step, budget)
-        loss = train_step(model, opt, x, y, lr, grad_clip)
-        history.append(dict(step=step + 1, loss=loss, lr=lr))
-        if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
+
+    def after_step(step, record):
+        if step % budget.eval_every == 0 or step == budget.steps:
             model.eval()
             with torch.no_grad():
                 m = evaluate(model)
             model.train()
-            evals.append(dict(step=step + 1, **m))
-            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  test acc {m['accuracy']:.4f}  "
+            evals.append(dict(step=step, **m))
+            log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  test acc {m['accuracy']:.4f}  "
                 f"{time.time() - t0:6.0f}s")
-        bar.update(1)
-    bar.close()
+
+    history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget),
+                  batch=lambda step: _on(device, sample(rng)), loss=_loss, grad_clip=grad_clip or 0.0,
+                  after_step=after_step, progress=progress)
     final = evals[-1]
     return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=budget.steps, budget=asdict(budget),
                 grad_clip=grad_clip, train_seconds=time.time() - t0, history=history, evals=evals)

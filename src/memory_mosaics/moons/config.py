@@ -32,6 +32,8 @@ class MoonsConfig:
     eval_windows: int = _f(512, "random windows per evaluated triple")
     context_stride: int = _f(5, "evaluate every Nth context length")
     threads: int = _f(1, "torch CPU threads")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N (training; evaluation runs on the CPU)")
+    progress: bool = _f(True, "show a progress bar")
 
     def __post_init__(self) -> None:
         if self.heads not in (None, 1, 3):

@@ -38,6 +38,7 @@ from ..optim import build_adamw, set_lr, warmup_cosine
 from . import checkpoint as ckpt_io
 from . import distributed as D
 from .config import TrainConfig
+from .loop import optimizer_step, progress_bar
 from .metrics import MetricsLog
 
 
@@ -275,10 +276,19 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
         print(f"{cfg.model} ({cfg.preset}): {n_params:,} parameters, vocab {model_config.vocab_size}, "
               f"context {block}; {len(train_tok):,} train / {len(val_tok):,} val tokens; "
               f"{info.world} process(es) on {device}", flush=True)
-    from tqdm.auto import tqdm
+    def micro_loss(micro: int) -> torch.Tensor:  # a micro-batch of windows drawn by the shared sampler
+        starts = torch.randint(len(train_tok) - block, (micro_global,), generator=sampler).tolist()
+        x, y = windows_at(train_tok, starts[info.rank * per_rank:(info.rank + 1) * per_rank], block)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with amp():
+            logits = fwd(x)  # (B, T, V)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and info.main), unit="step",
-               dynamic_ncols=True)
+    def no_sync(micro: int):  # DDP all-reduces the gradients on the last micro-batch only
+        last = micro == cfg.grad_accum - 1
+        return model.no_sync() if (info.enabled and not cfg.fsdp and not last) else nullcontext()
+
+    bar = progress_bar(cfg.max_steps, cfg.progress and info.main, initial=step)
     tokens_per_step = cfg.batch_size * block
     ckpt_every = cfg.checkpoint_interval or cfg.eval_interval
     t_start, steps_since, train_time, total_train_time = time.time(), 0, 0.0, 0.0  # train_time: no evals
@@ -290,25 +300,8 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
         t_step = time.time()
         lr = warmup_cosine(step, lr=cfg.lr, warmup=cfg.warmup_steps, total=cfg.decay_steps, min_lr=cfg.min_lr)
         set_lr(optimizer, lr)
-        losses = []
-        for micro in range(cfg.grad_accum):
-            starts = torch.randint(len(train_tok) - block, (micro_global,), generator=sampler).tolist()
-            x, y = windows_at(train_tok, starts[info.rank * per_rank:(info.rank + 1) * per_rank], block)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            last = micro == cfg.grad_accum - 1
-            sync = model.no_sync() if (info.enabled and not cfg.fsdp and not last) else nullcontext()
-            with sync:
-                with amp():
-                    logits = fwd(x)  # (B, T, V)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-                scaler.scale(loss / cfg.grad_accum).backward()
-            losses.append(loss.detach())
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        losses = optimizer_step(model, optimizer, micro_loss, accum=cfg.grad_accum, grad_clip=cfg.grad_clip,
+                                scaler=scaler, no_sync=no_sync)
         step += 1
         steps_since += 1
         train_loss = D.all_mean(torch.stack(losses).mean().item(), info, device)  # .item() syncs the device
