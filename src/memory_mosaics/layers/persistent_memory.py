@@ -22,6 +22,7 @@ from ..ops.padding import zero_padding
 from ..ops.retrieval import retrieve
 from .heads import merge_heads
 from .key_extractor import KeyExtractor
+from .reparam import actual, stored
 
 
 class PersistentMemory(nn.Module):
@@ -31,7 +32,7 @@ class PersistentMemory(nn.Module):
         self.query = KeyExtractor(config, scale_power=2)
         self.key_bank = nn.Parameter(torch.randn(H, P, dh) / math.sqrt(dh))  # M_k
         self.value_bank = nn.Parameter(torch.randn(H, P, dh) / math.sqrt(dh))  # M_v
-        self.eta = nn.Parameter(torch.full((H,), -0.05))
+        self.eta = nn.Parameter(torch.full((H,), stored(-0.5)))  # α = e^-0.5
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.attn_dropout = config.pmem_attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -39,7 +40,7 @@ class PersistentMemory(nn.Module):
 
     def scale(self) -> torch.Tensor:
         """α_h (H,)."""
-        return torch.exp(10.0 * self.eta)
+        return torch.exp(actual(self.eta))
 
     def recall(self, q: torch.Tensor) -> torch.Tensor:
         """Read the banks with queries q (B, H, T, d_h) -> α·Σ_p softmax_p(q M_k[p]) M_v[p], (B, H, T, d_h).

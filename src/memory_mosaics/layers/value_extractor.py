@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..config import MosaicConfig
 from .heads import per_head, scaled_l2_normalize, split_heads
+from .reparam import actual, stored
 
 
 class ValueExtractor(nn.Module):
@@ -26,11 +27,11 @@ class ValueExtractor(nn.Module):
         self.proj = nn.Linear(d, d, bias=False)  # W_ψ
         if self.peek:
             self.gamma = nn.Parameter(torch.rand(H))
-        self.eta = nn.Parameter(torch.full((H,), -0.05))
+        self.eta = nn.Parameter(torch.full((H,), stored(-0.5)))  # α = e^-0.5
 
     def scale(self) -> torch.Tensor:
         """α_h (H,)."""
-        return torch.exp(10.0 * self.eta)
+        return torch.exp(actual(self.eta))
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d) -> ṽ (B, H, T, d_h)."""

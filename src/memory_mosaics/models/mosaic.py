@@ -19,7 +19,8 @@ import torch
 import torch.nn as nn
 
 from ..config import MosaicConfig
-from ..layers import MLP, ContextMemory, KeyExtractor, PersistentMemory, SwiGLU, ValueExtractor
+from ..layers import MLP, ContextMemory, KeyExtractor, PersistentMemory, SwiGLU, ValueExtractor, set_impl
+from ..layers.reparam import stored
 from .base import CausalLM
 
 
@@ -85,15 +86,15 @@ class MemoryMosaic(CausalLM):
             elif isinstance(module, PersistentMemory):
                 nn.init.normal_(module.key_bank, std=1.0 / math.sqrt(c.head_dim))
                 nn.init.normal_(module.value_bank, std=1.0 / math.sqrt(c.head_dim))
-                module.eta.fill_(-0.05)  # α = e^-0.5
+                module.eta.fill_(stored(-0.5))  # α = e^-0.5
             elif isinstance(module, KeyExtractor):
                 if module.leaky:
-                    module.rho.copy_(torch.linspace(0.5, 5.0, c.n_head) / 10)  # b ∈ [0.5, 5]
-                module.theta.fill_(0.1)  # s = e, β = e²
+                    module.rho.copy_(stored(torch.linspace(0.5, 5.0, c.n_head)))  # b ∈ [0.5, 5]
+                module.theta.fill_(stored(1.0))  # s = e, β = e²
             elif isinstance(module, ValueExtractor):
                 if module.peek:
                     module.gamma.uniform_(0.0, 1.0)
-                module.eta.fill_(-0.05)
+                module.eta.fill_(stored(-0.5))
         nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
 
     def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -108,9 +109,7 @@ class MemoryMosaic(CausalLM):
     def set_impl(self, impl: str) -> "MemoryMosaic":
         """Switch every layer between the "fast" and "reference" implementations (same parameters)."""
         self.config = self.config.replace(impl=impl)
-        for module in self.modules():
-            if hasattr(module, "impl"):
-                module.impl = impl
+        set_impl(self, impl)
         return self
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

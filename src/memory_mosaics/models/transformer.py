@@ -104,6 +104,10 @@ class Transformer(CausalLM):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
 
+    @property
+    def max_context(self) -> int:  # the position table's length
+        return self.config.block_size
+
     def check_length(self, T: int) -> None:
         if T > self.config.block_size:
             raise ValueError(
