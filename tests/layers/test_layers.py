@@ -10,7 +10,7 @@ import torch
 from memory_mosaics import MosaicConfig
 from memory_mosaics.layers import ContextMemory, KeyExtractor, PersistentMemory, ValueExtractor, set_impl
 from memory_mosaics.ops import leaky_average_reference
-from tests.conftest import assert_close, grad_scale
+from tests.helpers import assert_close, grad_scale
 
 CFG = MosaicConfig.preset("tiny", n_embd=24, n_head=3, pmem_size=10, scan_chunk=8)
 

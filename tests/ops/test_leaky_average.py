@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from memory_mosaics.ops import leaky_average, leaky_average_reference, leaky_average_step
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def recurrence(x, b):

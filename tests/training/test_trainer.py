@@ -3,12 +3,11 @@ import json
 import pytest
 import torch
 
+from memory_mosaics.config import ConfigError
 from memory_mosaics.training import TrainConfig, load_model, train
 from memory_mosaics.training.config import merge_for_resume
 from memory_mosaics.training.metrics import read_metrics
-from memory_mosaics.config import ConfigError
-
-from .conftest import tiny_args
+from tests.helpers import tiny_args
 
 
 def losses(out):

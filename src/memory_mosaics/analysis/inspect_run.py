@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .memories import context_retrievals, head_table, persistent_recalls
 from ..plots import loss_curves, retrieval_maps
+from .memories import context_retrievals, head_table, persistent_recalls
 from .report import Report, constants_figure, top_retrieved
 
 

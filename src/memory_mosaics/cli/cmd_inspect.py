@@ -25,9 +25,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: InspectConfig) -> int:
-    from . import UserError
-
     from ..moons.experiment import is_moons_run
+    from . import UserError
 
     if not args.checkpoint or not args.out:
         raise UserError("--checkpoint DIR and --out DIR are required")

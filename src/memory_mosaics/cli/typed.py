@@ -19,8 +19,9 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -140,7 +141,7 @@ def coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"config key '{key}' may not be null")
         elif tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
-        elif tp in (int, str, bool) and not (type(value) is tp):
+        elif tp in (int, str, bool) and type(value) is not tp:
             raise ConfigError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
         elif (origin is dict or tp is dict) and not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")

@@ -32,7 +32,7 @@ class CharTokenizer:
         self.eot_id = 0
 
     @classmethod
-    def train(cls, docs: list[str]) -> "CharTokenizer":
+    def train(cls, docs: list[str]) -> CharTokenizer:
         return cls(sorted(set().union(*map(set, docs))))
 
     @property
@@ -68,7 +68,7 @@ class BPETokenizer:
         self.eot_id = tok.token_to_id(EOT)
 
     @classmethod
-    def train(cls, docs: list[str], vocab_size: int) -> "BPETokenizer":
+    def train(cls, docs: list[str], vocab_size: int) -> BPETokenizer:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         tok = Tokenizer(models.BPE())

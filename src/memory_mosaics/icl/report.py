@@ -1,4 +1,4 @@
-"""Tables and figures for the ICL benchmarks, beside the published numbers (docs/benchmarks.md §1.7)."""
+"""Tables and figures for the ICL benchmarks, beside the published numbers."""
 
 from __future__ import annotations
 

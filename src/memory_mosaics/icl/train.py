@@ -1,6 +1,6 @@
 """Training loops for the ICL benchmarks.
 
-RegBench (docs/benchmarks.md §1.5–1.6): batch 32 of shuffled training sequences, 200 epochs (⌈N/32⌉·200 steps),
+RegBench: batch 32 of shuffled training sequences, 200 epochs (⌈N/32⌉·200 steps),
 AdamW betas (0.9, 0.999), weight decay 0.1, linear warm-up from 1e-6 over 10% of the steps then cosine (measured
 from step 0) to 0.1·lr, mean CE over unmasked labels; gradient clipping 1.0 for the Memory Mosaic only (the
 authors' mm.yaml) and none for the transformer (base.yaml). The best state by validation loss (on a fixed

@@ -106,7 +106,7 @@ class MemoryMosaic(CausalLM):
         V-wide output: same product, V/d times fewer multiplies."""
         return (self.ln_f(x) * self.logit_scale) @ self.wte.weight.t()
 
-    def set_impl(self, impl: str) -> "MemoryMosaic":
+    def set_impl(self, impl: str) -> MemoryMosaic:
         """Switch every layer between the "fast" and "reference" implementations (same parameters)."""
         self.config = self.config.replace(impl=impl)
         set_impl(self, impl)

@@ -1,4 +1,4 @@
-"""The three-moons memory network: one context memory with complex-structured maps (architecture.md §11).
+"""The three-moons memory network: one context memory with complex-structured maps.
 
     k_t = W_φ x_t              keys = queries, no leaky average, no normalisation
     v_t = W_ψ x_{t+1}          pure peek (γ = 0)
@@ -66,7 +66,7 @@ class MoonsCache:
     def __len__(self) -> int:
         return self.keys.shape[-2]
 
-    def truncate(self, n: int) -> "MoonsCache":
+    def truncate(self, n: int) -> MoonsCache:
         """The cache after only the first n steps (strict causality makes this equal to prefilling them)."""
         return MoonsCache(self.keys[..., :n, :], self.u[..., :n, :])
 

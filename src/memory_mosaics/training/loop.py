@@ -8,8 +8,8 @@ only its task-specific pieces: how to draw a batch, the loss, and what to do aft
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import torch
 
@@ -61,8 +61,8 @@ def fit(model, optimizer, *, steps: int, lr_at: Callable[[int], float], batch: C
     for step in range(steps):
         lr = lr_at(step)
         set_lr(optimizer, lr)
-        x, y = batch(step)
-        (value,) = optimizer_step(model, optimizer, lambda _: loss(model, x, y), grad_clip=grad_clip)
+        xy = tuple(batch(step))
+        (value,) = optimizer_step(model, optimizer, lambda _, xy=xy: loss(model, *xy), grad_clip=grad_clip)
         history.append(dict(step=step + 1, loss=value.item(), lr=lr))
         if after_step is not None:
             after_step(step + 1, history[-1])

@@ -30,8 +30,16 @@ import torch.nn.functional as F
 
 from .. import build_model
 from ..config import CONFIGS, ConfigError, config_from_dict
-from ..data import (build_tokenizer, check_length, content_key, load_documents, tokenize_cached,
-                    tokenizer_from_dict, train_val_split, windows_at)
+from ..data import (
+    build_tokenizer,
+    check_length,
+    content_key,
+    load_documents,
+    tokenize_cached,
+    tokenizer_from_dict,
+    train_val_split,
+    windows_at,
+)
 from ..evaluation import per_position_loss
 from ..jsonsafe import dumps
 from ..optim import build_adamw, set_lr, warmup_cosine
