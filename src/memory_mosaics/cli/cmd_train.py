@@ -15,33 +15,16 @@ from .typed import add_command, build_config
 
 def add_parser(subparsers) -> None:
     add_command(subparsers, "train", TrainConfig, run, help="train a model on text", description=__doc__,
-                make=make_config)
+                make=lambda given: (build_config(TrainConfig, base=given), given))
 
 
-def make_config(given: dict) -> TrainConfig:
-    """--resume: the checkpoint's config with the given fields applied (refused where they would change the
-    run); otherwise defaults < recipe < flags."""
-    from ..training import checkpoint as ckpt_io
-    from ..training.config import merge_for_resume
-
-    if not given.get("resume"):
-        return build_config(TrainConfig, base=given)
-    out = given.get("out")
-    if not out:
-        raise ValueError("--resume needs --out DIR (the run to continue)")
-    if not ckpt_io.has_checkpoint(out):
-        raise ValueError(f"nothing to resume: {out} has no checkpoint (drop --resume to start a new run)")
-    ckpt, _ = ckpt_io.resumable(out)  # the trainer picks the same one and says so if it is not the newest
-    return merge_for_resume(ckpt_io.read_json(ckpt, "train_config.json"), given)
-
-
-def run(cfg: TrainConfig) -> int:
+def run(cfg_and_given: tuple[TrainConfig, dict]) -> int:
+    """--resume is decided in the trainer: the checkpoint's config with the values given here applied."""
     from ..jsonsafe import dumps
     from ..training.trainer import train
 
-    if not cfg.data:
-        raise ValueError("no training data given (pass --data FILE, FOLDER, FILE.jsonl, shakespeare or tinystories)")
-    summary = train(cfg)
+    cfg, given = cfg_and_given
+    summary = train(cfg, given)
     if summary:
         print(dumps(summary))
     return 0

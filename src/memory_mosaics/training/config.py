@@ -114,6 +114,12 @@ RESUME_MUTABLE = {"max_steps", "eval_interval", "checkpoint_interval", "log_inte
                   "lr_decay_steps", "keep_checkpoints"}
 
 
+def changed_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields of cfg that differ from their defaults: what a resumed run was asked to change."""
+    defaults = TrainConfig()
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)}
+
+
 def merge_for_resume(saved: dict[str, Any], given: dict[str, Any]) -> TrainConfig:
     """The checkpoint's config with the explicitly given fields applied; a change to a field that shapes the
     model, the data or the optimisation trajectory is an error (say what differs)."""
