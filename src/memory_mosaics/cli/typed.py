@@ -1,4 +1,6 @@
 """Typed configs on the command line: a dataclass's fields become argparse flags and YAML recipe keys.
+Every `mosaic` command is made by `add_command(subparsers, name, Config, run, help=...)` (at the end of this file);
+the pieces below are what it is built from.
 
     @dataclass
     class EvalConfig:
