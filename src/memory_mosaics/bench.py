@@ -94,7 +94,7 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
         x = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
         y = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
 
-        def step(v):
+        def step(v, models=models, opts=opts, x=x, y=y):  # this length's models and batch
             logits = models[v](x)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
             opts[v].zero_grad(set_to_none=True)
@@ -113,7 +113,7 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
                 _sync(device)
                 memory[v] = torch.cuda.max_memory_allocated(device)
             else:
-                memory[v] = activation_bytes(lambda: step(v), models[v].parameters())
+                memory[v] = activation_bytes(lambda v=v: step(v), models[v].parameters())
         for _ in range(cfg.repeats):
             for v in variants:
                 _sync(device)

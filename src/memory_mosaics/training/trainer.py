@@ -162,8 +162,8 @@ def _check_out_dir(cfg: TrainConfig) -> Path:
 def train(cfg: TrainConfig, given: dict | None = None) -> dict:
     """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
     cfg.resume continues the run in cfg.out: its saved config with the `given` fields applied (default: those of
-    cfg that differ from the defaults; `mosaic train` passes its flags) — refused where they would change the run. A resumed run already at max_steps changes
-    nothing and returns its existing summary."""
+    cfg that differ from the defaults; `mosaic train` passes its flags) — refused where they would change the run.
+    A resumed run already at max_steps changes nothing and returns its existing summary."""
     out = _check_out_dir(cfg)
     resume = None
     if cfg.resume:  # decided once, here: the checkpoint to continue, and the config it continues with
