@@ -15,9 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import DecodeConstants, PersistentMemoryCache
 from ..config import MosaicConfig
 from ..ops.retrieval import retrieve
-from .heads import merge_heads
+from .heads import merge_heads, split_heads
 from .key_extractor import KeyExtractor
 
 
@@ -60,10 +61,23 @@ class PersistentMemory(nn.Module):
         return self._read(self.query(x))
 
     # --- cached decoding (generation.py): the only state is the query's leaky average ---
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, PersistentMemoryCache]:
         q, state = self.query.prefill(x)
-        return self._read(q), state
+        return self._read(q), PersistentMemoryCache(state, self.decode_constants(x.dtype))
 
-    def step(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, state = self.query.step(x_t, state)
-        return self._read(q), state
+    def decode_constants(self, dtype: torch.dtype) -> DecodeConstants:
+        """The query's constants and the banks as SDPA reads them, α already in M_v: once per generate call."""
+        lam, scale = self.query.decode_constants(dtype)
+        mk = self.key_bank.to(dtype)[None].contiguous()  # (1, H, P, d_h)
+        mv = (self.scale().to(dtype)[:, None, None] * self.value_bank.to(dtype))[None]
+        return DecodeConstants(self.query.proj.weight, lam, scale, bank_k=mk, bank_v=mv)
+
+    def step(self, x_t: torch.Tensor, cache: PersistentMemoryCache) -> tuple[torch.Tensor, PersistentMemoryCache]:
+        """One position x_t (B, 1, d). Eval-mode read (no retrieval dropout), as decoding always is."""
+        c = cache.consts
+        k = split_heads(F.linear(x_t, c.weight), self.query.n_head)
+        q, cache.state = self.query.step_projected(k, cache.state, c.key_decay, c.key_scale)
+        B = q.shape[0]
+        y = F.scaled_dot_product_attention(q, c.bank_k.expand(B, -1, -1, -1), c.bank_v.expand(B, -1, -1, -1),
+                                           scale=1.0)
+        return self.resid_dropout(self.c_proj(merge_heads(y))), cache

@@ -60,6 +60,10 @@ class CausalLM(nn.Module):
         if idx.shape[1] != 1:
             raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
         self.check_length(cache.length + 1)
+        return self._decode(idx, cache)
+
+    def _decode(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
+        """decode_step without the input checks: for `generate`, whose tokens are sampled in range."""
         x = self.embed(idx, cache.length)
         for block, block_cache in zip(self.blocks, cache.blocks):
             x = block.step(x, block_cache)
