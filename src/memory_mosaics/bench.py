@@ -4,7 +4,9 @@ Everything is measured in one process, interleaved (one repeat of every variant,
 warm-up, and reported as medians and ratios: machines are noisy and absolute times mean little.
 
 - training: forward + backward + AdamW step, tokens/s, for the Memory Mosaic fast path, its reference path, and
-  the parameter-matched transformer; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
+  the parameter-matched transformer, in two cases: the preset's vocabulary (4,096 for `small`), and the "core" case
+  (vocabulary 256, fast path and transformer only) where the shared embedding/output layer does not dilute the
+  memories' cost; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
   backward, deduplicated by storage — what grows with T and differs between models).
 - generation: tokens/s of cached vs uncached decoding after prompts of several lengths.
 """
@@ -31,6 +33,8 @@ class BenchConfig:
     preset: str = "small"
     vocab_size: int = 4096
     seq_lens: tuple[int, ...] = (256, 1024, 4096)
+    core_vocab: int | None = 256  # the core-only case (None: skip it); its lengths are core_seq_lens
+    core_seq_lens: tuple[int, ...] = (256, 1024)
     tokens_per_batch: int = 2048
     gen_contexts: tuple[int, ...] = (256, 1024, 4096)
     gen_new_tokens: int = 128
@@ -48,9 +52,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _build(variant: str, cfg: BenchConfig, block_size: int, device, dtype):
+def _build(variant: str, cfg: BenchConfig, block_size: int, device, dtype, vocab: int | None = None):
     torch.manual_seed(0)
-    over = dict(vocab_size=cfg.vocab_size, block_size=block_size, dropout=0.0)
+    over = dict(vocab_size=vocab or cfg.vocab_size, block_size=block_size, dropout=0.0)
     if variant == "transformer":
         model = Transformer(TransformerConfig.preset(cfg.preset, **over))
     else:
@@ -80,14 +84,18 @@ def activation_bytes(step_fn, exclude=()) -> int:
 def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
     device, dtype = torch.device(cfg.device), getattr(torch, cfg.dtype)
     rows = []
-    for T in cfg.seq_lens:
+    cases = ([(cfg.core_vocab, T) for T in cfg.core_seq_lens] if cfg.core_vocab else [])
+    cases += [(cfg.vocab_size, T) for T in cfg.seq_lens]
+    for vocab, T in cases:
         B = max(1, cfg.tokens_per_batch // T)
-        variants = [v for v in TRAIN_VARIANTS if not (v == "mosaic-reference" and T > cfg.reference_max_len)]
-        models = {v: _build(v, cfg, T, device, dtype) for v in variants}
+        core = cfg.core_vocab and vocab == cfg.core_vocab and vocab != cfg.vocab_size
+        variants = [v for v in TRAIN_VARIANTS
+                    if not (v == "mosaic-reference" and (T > cfg.reference_max_len or core))]
+        models = {v: _build(v, cfg, T, device, dtype, vocab) for v in variants}
         opts = {v: torch.optim.AdamW(m.parameters(), lr=1e-4) for v, m in models.items()}
         g = torch.Generator().manual_seed(T)
-        x = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
-        y = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+        x = torch.randint(0, vocab, (B, T), generator=g).to(device)
+        y = torch.randint(0, vocab, (B, T), generator=g).to(device)
 
         def step(v):
             logits = models[v](x)
@@ -118,8 +126,9 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
                 times[v].append(time.perf_counter() - t0)
         for v in variants:
             med = statistics.median(times[v])
-            rows.append(dict(T=T, batch=B, variant=v, step_s=med, tokens_per_s=B * T / med, memory_bytes=memory[v]))
-            log(f"  train T={T:5d} {v:17s} {B * T / med:10.0f} tok/s  {memory[v] / 2**20:9.1f} MiB")
+            rows.append(dict(vocab=vocab, T=T, batch=B, variant=v, step_s=med, tokens_per_s=B * T / med,
+                             memory_bytes=memory[v]))
+            log(f"  train vocab={vocab:6d} T={T:5d} {v:17s} {B * T / med:10.0f} tok/s  {memory[v] / 2**20:9.1f} MiB")
         del models, opts
     return rows
 
@@ -169,13 +178,14 @@ def format_table(result: dict) -> str:
     train = result.get("train", [])
     if train:
         mem_label = "peak MiB" if h["device"].startswith("cuda") else "act. MiB"
-        lines += ["", f"{'T':>5} {'variant':17s} {'tok/s':>9} {mem_label:>9}  {'vs transformer':>14}  {'fast/ref':>8}"]
-        by = {(r["T"], r["variant"]): r for r in train}
+        lines += ["", f"{'vocab':>6} {'T':>5} {'variant':17s} {'tok/s':>9} {mem_label:>9}  {'vs transformer':>14}  {'fast/ref':>8}"]
+        by = {(r.get("vocab"), r["T"], r["variant"]): r for r in train}
         for r in train:
-            gpt, ref = by.get((r["T"], "transformer")), by.get((r["T"], "mosaic-reference"))
+            key = (r.get("vocab"), r["T"])
+            gpt, ref = by.get((*key, "transformer")), by.get((*key, "mosaic-reference"))
             vs = f"{r['tokens_per_s'] / gpt['tokens_per_s']:.2f}x tok/s, {r['memory_bytes'] / gpt['memory_bytes']:.2f}x mem" if gpt else ""
             fr = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if (ref and r["variant"] == "mosaic-fast") else ""
-            lines.append(f"{r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
+            lines.append(f"{r.get('vocab', 0):6d} {r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
     gen = result.get("generate", [])
     if gen:
         lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'uncached tok/s':>14} {'speedup':>8}"]
