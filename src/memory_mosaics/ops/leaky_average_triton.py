@@ -4,7 +4,8 @@ A chunked scan in the style of flash-linear-attention's `hgrn` kernels, in two l
 1. `_local_scan`: grid (D blocks, chunks, B·H). Each program runs the recurrence over its BT positions from a zero
    state, in float32 registers, and writes the chunk-local result.
 2. `_carry`: grid (D blocks, B·H). Each program walks the chunks in order and adds the state entering each chunk,
-   decayed by λ^(offset+1), to every position of the chunk; the state leaving a chunk is its (now final) last row.
+   decayed by λ^(offset+1), to every position of the chunk; the state leaving a chunk is its (now final) last row,
+   carried in registers (float32, not rounded to the output dtype between chunks).
 Reads x with any (B, H, T) strides as long as D is contiguous; writes a contiguous (B, H, T, D) result.
 
 Only used on CUDA when `triton` imports (`triton_available()`); `ops/leaky_average.py` falls back to the PyTorch
@@ -63,18 +64,21 @@ if triton is not None:
         offs = tl.arange(0, BT)
         decay = tl.exp(-b * (offs + 1).to(tl.float32))  # λ^(offset+1): BT ≥ 1 so b = inf gives 0, not NaN
         y_base = y_ptr + i_bh.to(tl.int64) * T * D
+        # The state entering chunk 1 is the last row chunk 0's local scan wrote (an earlier launch: visible).
+        first = T - BT if REVERSE else BT - 1
+        carry = tl.load(y_base + first * D + cols, mask=cmask, other=0.0).to(tl.float32)
         for i_c in range(1, NC):
             if REVERSE:
-                prev = T - i_c * BT  # the last position of the chunk processed before (the earlier-in-scan one)
                 ts = T - 1 - (i_c * BT + offs)
             else:
-                prev = i_c * BT - 1
                 ts = i_c * BT + offs
-            carry = tl.load(y_base + prev * D + cols, mask=cmask, other=0.0).to(tl.float32)
             m = (ts >= 0)[:, None] & (ts < T)[:, None] & cmask[None, :]
             ptrs = y_base + ts[:, None] * D + cols[None, :]
             y = tl.load(ptrs, mask=m, other=0.0).to(tl.float32) + decay[:, None] * carry[None, :]
             tl.store(ptrs, y.to(y_ptr.dtype.element_ty), mask=m)
+            # The state leaving this chunk, kept in registers: re-reading it from memory would race with the
+            # store above (other threads of this program write it, with no barrier in between).
+            carry = tl.sum(tl.where((offs == BT - 1)[:, None], y, 0.0), axis=0)
 
 
 def triton_scan(x: torch.Tensor, b: torch.Tensor, reverse: bool = False, chunk: int = 64) -> torch.Tensor:
