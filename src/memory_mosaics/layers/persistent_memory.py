@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..cache import DecodeConstants, PersistentMemoryCache
 from ..config import MosaicConfig
-from ..ops.retrieval import retrieve
+from ..ops.retrieval import key_dropout, retrieve
 from .heads import merge_heads, split_heads
 from .key_extractor import KeyExtractor
 
@@ -47,9 +47,10 @@ class PersistentMemory(nn.Module):
         mv = self.scale().to(q.dtype)[:, None, None] * self.value_bank.to(q.dtype)  # (H, P, d_h)
         if self.impl == "fast":
             B = q.shape[0]  # expand is a view: the banks are not copied per batch element
-            return F.scaled_dot_product_attention(
-                q, mk.expand(B, -1, -1, -1), mv.expand(B, -1, -1, -1), dropout_p=p, scale=1.0
-            )
+            mv = mv.expand(B, -1, -1, -1)
+            if p > 0.0 and not q.is_cuda:  # CPU: slot dropout shared by a sequence's queries (ops.key_dropout)
+                mv, p = key_dropout(mv, p), 0.0
+            return F.scaled_dot_product_attention(q, mk.expand(B, -1, -1, -1), mv, dropout_p=p, scale=1.0)
         if p > 0.0:
             return F.dropout(torch.softmax(q @ mk.transpose(-1, -2), dim=-1), p=p) @ mv
         return retrieve(q, mk, mv)

@@ -13,6 +13,10 @@ predicts x_{t+1}; reading j = t would leak the target.
   `scaled_dot_product_attention(is_causal=True)` can use its flash / memory-efficient kernels.
 
 Scores carry no 1/√d: the bandwidth is already in the keys (scale=1). q, k, v: (B, H, T, D).
+
+Retrieval dropout in the fast path: on CUDA, SDPA's own per-weight dropout; on CPU, `key_dropout` (the mask
+shared by all queries of a sequence, see ops/retrieval.py), because CPU SDPA with dropout leaves its fused kernel.
+The reference keeps per-weight dropout everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .retrieval import retrieval_weights
+from .retrieval import key_dropout, retrieval_weights
 
 
 def strict_past_mask(t_q: int, t_k: int | None = None, device=None, offset: int = 0) -> torch.Tensor:
@@ -51,8 +55,11 @@ def strict_past_retrieval(
     T = q.shape[-2]
     if T == 1:
         return torch.zeros_like(v)
+    p = dropout_p if training else 0.0
+    v_read = v[:, :, :-1]
+    if p > 0.0 and not q.is_cuda:
+        v_read, p = key_dropout(v_read, p), 0.0
     y = F.scaled_dot_product_attention(
-        q[:, :, 1:], k[:, :, :-1], v[:, :, :-1],
-        dropout_p=dropout_p if training else 0.0, is_causal=True, scale=1.0,
+        q[:, :, 1:], k[:, :, :-1], v_read, dropout_p=p, is_causal=True, scale=1.0
     )  # (B, H, T-1, D): row i is position i+1
     return F.pad(y, (0, 0, 1, 0))  # position 0 reads nothing
