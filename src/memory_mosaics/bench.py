@@ -84,11 +84,11 @@ def activation_bytes(step_fn, exclude=()) -> int:
 def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
     device, dtype = torch.device(cfg.device), getattr(torch, cfg.dtype)
     rows = []
-    cases = ([(cfg.core_vocab, T) for T in cfg.core_seq_lens] if cfg.core_vocab else [])
-    cases += [(cfg.vocab_size, T) for T in cfg.seq_lens]
-    for vocab, T in cases:
+    core = cfg.core_vocab and cfg.core_vocab != cfg.vocab_size
+    cases = [(cfg.core_vocab, T, True) for T in cfg.core_seq_lens] if core else []
+    cases += [(cfg.vocab_size, T, False) for T in cfg.seq_lens]
+    for vocab, T, core in cases:
         B = max(1, cfg.tokens_per_batch // T)
-        core = cfg.core_vocab and vocab == cfg.core_vocab and vocab != cfg.vocab_size
         variants = [v for v in TRAIN_VARIANTS
                     if not (v == "mosaic-reference" and (T > cfg.reference_max_len or core))]
         models = {v: _build(v, cfg, T, device, dtype, vocab) for v in variants}
