@@ -20,20 +20,26 @@ import torch
 import torch.nn.functional as F
 
 OUT = Path(os.environ.get("OUT", "gpu_out"))
+DEV = os.environ.get("GPU_SPEED_DEVICE", "cuda")  # "cpu": a smoke run of this script's logic, nothing more
+
+
+def _sync() -> None:
+    if DEV == "cuda":
+        torch.cuda.synchronize()
 
 
 def _timeit(fns: dict, repeats: int, warmup: int = 2) -> dict:
     for f in fns.values():
         for _ in range(warmup):
             f()
-    torch.cuda.synchronize()
+    _sync()
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            torch.cuda.synchronize()
+            _sync()
             t0 = time.perf_counter()
             f()
-            torch.cuda.synchronize()
+            _sync()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -46,15 +52,15 @@ def part_step() -> None:
 
     la = importlib.import_module("memory_mosaics.ops.leaky_average")
     T, B = int(os.environ.get("GPU_T", 2048)), int(os.environ.get("GPU_BATCH", 4))
-    over = dict(block_size=T, n_layer=12, dropout=0.0)
+    over = dict(block_size=T, n_layer=int(os.environ.get("GPU_LAYERS", 12)), dropout=0.0)
     torch.manual_seed(0)
     models = {
         "mosaic": MemoryMosaic(MosaicConfig.preset("paper", cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, **over)),
         "transformer": Transformer(TransformerConfig.preset("paper", **over)),
     }
-    models = {k: m.to("cuda", torch.bfloat16) for k, m in models.items()}
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True) for k, m in models.items()}
-    x = torch.randint(0, 50304, (B, T), device="cuda")
+    models = {k: m.to(DEV, torch.bfloat16) for k, m in models.items()}
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=DEV == "cuda") for k, m in models.items()}
+    x = torch.randint(0, 50304, (B, T), device=DEV)
 
     def step(name, triton=True):
         def run():
@@ -72,10 +78,11 @@ def part_step() -> None:
         med = _timeit(fns, repeats=5)
         peak = {}
         for k, f in fns.items():
-            torch.cuda.reset_peak_memory_stats()
+            if DEV == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             f()
-            torch.cuda.synchronize()
-            peak[k] = torch.cuda.max_memory_allocated()
+            _sync()
+            peak[k] = torch.cuda.max_memory_allocated() if DEV == "cuda" else 0
     finally:
         la._triton_ok = original
     rows = [dict(variant=k, T=T, batch=B, step_ms=1e3 * v, tok_s=B * T / v, peak_gib=peak[k] / 2**30,
@@ -83,7 +90,8 @@ def part_step() -> None:
     for r in rows:
         print(f"  {r['variant']:22s} {r['step_ms']:8.1f} ms  {r['vs_transformer']:.2f}x transformer step time  "
               f"{r['peak_gib']:.1f} GiB")
-    (OUT / "step.json").write_text(json.dumps(dict(device=torch.cuda.get_device_name(), torch=torch.__version__,
+    device = torch.cuda.get_device_name() if DEV == "cuda" else "cpu (smoke run)"
+    (OUT / "step.json").write_text(json.dumps(dict(device=device, torch=torch.__version__, n_layer=over["n_layer"],
                                                    rows=rows), indent=2))
 
 
@@ -93,15 +101,16 @@ def part_kernel() -> None:
 
     rows = []
     for dtype in (torch.bfloat16, torch.float32):
-        x = torch.randn(4, 2048, 12, 64, device="cuda", dtype=dtype).transpose(1, 2).requires_grad_()
-        b = torch.linspace(0.5, 5, 12, device="cuda").requires_grad_()
+        T = int(os.environ.get("GPU_T", 2048))
+        x = torch.randn(4, T, 12, 64, device=DEV, dtype=dtype).transpose(1, 2).requires_grad_()
+        b = torch.linspace(0.5, 5, 12, device=DEV).requires_grad_()
 
         def run(f):
             return lambda: f().backward(torch.ones_like(x))
 
         med = _timeit({"triton": run(lambda: _LeakyAverage.apply(x, b, 64)),
                        "torch": run(lambda: leaky_average_chunked(x, b, 64))}, repeats=20)
-        rows.append(dict(dtype=str(dtype), triton_ms=1e3 * med["triton"], torch_ms=1e3 * med["torch"]))
+        rows.append(dict(dtype=str(dtype), T=T, triton_ms=1e3 * med["triton"], torch_ms=1e3 * med["torch"]))
         print(f"  leaky average fwd+bwd {dtype}: triton {1e3 * med['triton']:.3f} ms, torch {1e3 * med['torch']:.3f} ms")
     (OUT / "kernel.json").write_text(json.dumps(rows, indent=2))
 
@@ -115,14 +124,14 @@ def part_table() -> None:
             continue
         data = json.loads(path.read_text())
         if name == "step":
-            print(f"[step] bf16, d 768, 12 layers, T {data['rows'][0]['T']}, batch {data['rows'][0]['batch']}, "
+            print(f"[step] bf16, d 768, {data['n_layer']} layers, T {data['rows'][0]['T']}, batch {data['rows'][0]['batch']}, "
                   f"{data['device']}, torch {data['torch']}")
             for r in data["rows"]:
                 print(f"  {r['variant']:22s} {r['step_ms']:8.1f} ms  {r['tok_s']:9.0f} tok/s  "
                       f"{r['vs_transformer']:.2f}x transformer time (target <= 1.3x)  {r['peak_gib']:.1f} GiB")
         elif name == "kernel":
             for r in data:
-                print(f"[kernel] leaky avg fwd+bwd {r['dtype']:15s} triton {r['triton_ms']:.3f} ms  "
+                print(f"[kernel] leaky avg fwd+bwd B 4, H 12, T {r['T']}, D 64, {r['dtype']:15s} triton {r['triton_ms']:.3f} ms  "
                       f"torch {r['torch_ms']:.3f} ms  ({r['torch_ms'] / r['triton_ms']:.1f}x)")
         else:
             from memory_mosaics.bench import format_table

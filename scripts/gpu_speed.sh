@@ -23,10 +23,10 @@ part() {  # part NAME TIMEOUT_S CMD...
     echo "!! $name failed (rc $?): last lines of $OUT/$name.log:"; tail -n 15 "$OUT/$name.log"; status=1; fi
 }
 $PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" || status=1
-part tests 60 $PY -m pytest -q -p no:cacheprovider tests/ops/test_leaky_average_triton.py tests/ops/test_leaky_average.py
+part tests 70 $PY -m pytest -q -p no:cacheprovider tests/ops/test_leaky_average_triton.py tests/ops/test_leaky_average.py
 part kernel 30 $PY scripts/gpu_speed.py kernel
 part step 75 $PY scripts/gpu_speed.py step
-part bench 60 $PY -m memory_mosaics.cli bench --device cuda --dtype bfloat16 --seq-lens 256 1024 4096 \
+part bench 80 $PY -m memory_mosaics.cli bench --device cuda --dtype bfloat16 --seq-lens 256 1024 4096 \
   --gen-contexts 256 1024 --gen-new-tokens 64 --repeats 3 --out "$OUT/bench.json"
 $PY scripts/gpu_speed.py table || status=1
 exit $status

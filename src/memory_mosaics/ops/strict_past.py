@@ -62,4 +62,6 @@ def strict_past_retrieval(
     y = F.scaled_dot_product_attention(
         q[:, :, 1:], k[:, :, :-1], v_read, dropout_p=p, is_causal=True, scale=1.0
     )  # (B, H, T-1, D): row i is position i+1
-    return F.pad(y, (0, 0, 1, 0))  # position 0 reads nothing
+    # Position 0 reads nothing. Padded in (B, T, H, D) order — SDPA's output layout — so the caller's merge_heads
+    # is a view, not another copy.
+    return F.pad(y.transpose(1, 2), (0, 0, 0, 0, 1, 0)).transpose(1, 2)
