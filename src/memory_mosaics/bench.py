@@ -8,7 +8,9 @@ warm-up, and reported as medians and ratios: machines are noisy and absolute tim
   (vocabulary 256, fast path and transformer only) where the shared embedding/output layer does not dilute the
   memories' cost; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
   backward, deduplicated by storage — what grows with T and differs between models).
-- generation: tokens/s of cached vs uncached decoding after prompts of several lengths.
+- generation: tokens/s of cached vs uncached decoding after prompts of several lengths (cached includes the
+  prompt's prefill, as a user sees it), and ms/step: one cached decoding step alone, (cached time - prefill time) /
+  (new tokens - 1) — the per-token latency, which should not grow much with the context.
 """
 
 from __future__ import annotations
@@ -153,8 +155,18 @@ def bench_generation(cfg: BenchConfig, log=print) -> list[dict]:
                     if r:
                         samples.append(time.perf_counter() - t0)
                 result[use_cache] = (n, statistics.median(samples))
+            prefill = []  # the prompt's parallel pass alone, so the per-step latency can be told apart from it
+            for r in range(max(1, cfg.repeats // 2) + 1):
+                _sync(device)
+                t0 = time.perf_counter()
+                model.prefill(prompt)
+                _sync(device)
+                if r:
+                    prefill.append(time.perf_counter() - t0)
+            t_p = statistics.median(prefill)
             (n_c, t_c), (n_u, t_u) = result[True], result[False]
             rows.append(dict(context=ctx, variant=v, cached_tokens=n_c, cached_s=t_c, cached_tok_s=n_c / t_c,
+                             prefill_s=t_p, step_ms=1e3 * max(t_c - t_p, 0.0) / max(n_c - 1, 1),
                              uncached_tokens=n_u, uncached_s=t_u, uncached_tok_s=n_u / t_u,
                              speedup=(n_c / t_c) / (n_u / t_u)))
             log(f"  generate ctx={ctx:5d} {v:12s} cached {n_c / t_c:8.1f} tok/s  uncached {n_u / t_u:7.2f} tok/s"
@@ -188,10 +200,12 @@ def format_table(result: dict) -> str:
             lines.append(f"{r.get('vocab', 0):6d} {r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
     gen = result.get("generate", [])
     if gen:
-        lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'uncached tok/s':>14} {'speedup':>8}"]
+        lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'ms/step':>7} "
+                      f"{'uncached tok/s':>14} {'speedup':>8}"]
         for r in gen:
+            step = f"{r['step_ms']:7.2f}" if "step_ms" in r else f"{'':7s}"
             lines.append(f"{r['context']:7d} {r['variant']:12s} {r['cached_tok_s']:12.1f} {1000 / r['cached_tok_s']:8.2f} "
-                         f"{r['uncached_tok_s']:14.2f} {r['speedup']:7.1f}x")
+                         f"{step} {r['uncached_tok_s']:14.2f} {r['speedup']:7.1f}x")
     return "\n".join(lines)
 
 
