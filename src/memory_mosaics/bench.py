@@ -9,8 +9,8 @@ warm-up, and reported as medians and ratios: machines are noisy and absolute tim
   memories' cost; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
   backward, deduplicated by storage — what grows with T and differs between models).
 - generation: tokens/s of cached vs uncached decoding after prompts of several lengths (cached includes the
-  prompt's prefill, as a user sees it), and ms/step: one cached decoding step alone, (cached time - prefill time) /
-  (new tokens - 1) — the per-token latency, which should not grow much with the context.
+  prompt's prefill, as a user sees it), and ms/step: one `decode_step` alone, timed over gen_new_tokens steps after
+  an untimed prefill — the per-token latency, which should stay nearly flat in the context.
 """
 
 from __future__ import annotations
@@ -155,18 +155,22 @@ def bench_generation(cfg: BenchConfig, log=print) -> list[dict]:
                     if r:
                         samples.append(time.perf_counter() - t0)
                 result[use_cache] = (n, statistics.median(samples))
-            prefill = []  # the prompt's parallel pass alone, so the per-step latency can be told apart from it
+            steps = []  # decoding steps alone (after a prefill, not timed): the per-token latency
             for r in range(max(1, cfg.repeats // 2) + 1):
+                _, cache = model.prefill(prompt)
+                cache.reserve(ctx + cfg.gen_new_tokens)
+                token = prompt[:, -1:]
                 _sync(device)
                 t0 = time.perf_counter()
-                model.prefill(prompt)
+                for _ in range(cfg.gen_new_tokens):
+                    model.decode_step(token, cache)
                 _sync(device)
                 if r:
-                    prefill.append(time.perf_counter() - t0)
-            t_p = statistics.median(prefill)
+                    steps.append((time.perf_counter() - t0) / cfg.gen_new_tokens)
+            t_step = statistics.median(steps)
             (n_c, t_c), (n_u, t_u) = result[True], result[False]
             rows.append(dict(context=ctx, variant=v, cached_tokens=n_c, cached_s=t_c, cached_tok_s=n_c / t_c,
-                             prefill_s=t_p, step_ms=1e3 * max(t_c - t_p, 0.0) / max(n_c - 1, 1),
+                             step_ms=1e3 * t_step,
                              uncached_tokens=n_u, uncached_s=t_u, uncached_tok_s=n_u / t_u,
                              speedup=(n_c / t_c) / (n_u / t_u)))
             log(f"  generate ctx={ctx:5d} {v:12s} cached {n_c / t_c:8.1f} tok/s  uncached {n_u / t_u:7.2f} tok/s"
