@@ -1,5 +1,6 @@
 """GPU speed checks for issue 15, one part per call (scripts/gpu_speed.sh runs them, each in its own try).
 
+    PYTHONPATH=src python3 scripts/gpu_speed.py check   # kernel vs reference, fwd + bwd, fp32/bf16 (no pytest needed)
     PYTHONPATH=src python3 scripts/gpu_speed.py step    # bf16 step time, d 768, 12 layers, T 2048: MM vs transformer
     PYTHONPATH=src python3 scripts/gpu_speed.py kernel  # leaky average: Triton kernel vs PyTorch chunked scan
     PYTHONPATH=src python3 scripts/gpu_speed.py table   # compact table from the JSON files under $OUT
@@ -115,15 +116,53 @@ def part_kernel() -> None:
     (OUT / "kernel.json").write_text(json.dumps(rows, indent=2))
 
 
+def part_check() -> None:
+    """Kernel vs the float64 T×T reference, forward and backward (x and b), fp32 and bf16, through the public
+    `leaky_average` (which must dispatch to the Triton Function on CUDA). Works without pytest."""
+    from memory_mosaics.ops import leaky_average, leaky_average_reference
+
+    rows, ok = [], True
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        for T in (1, 63, 64, 65, 1000, 2048, 4100):
+            torch.manual_seed(T)
+            x = torch.randn(2, T, 4, 64, device=DEV).transpose(1, 2).to(dtype).requires_grad_()
+            b = torch.tensor([0.05, 0.5, 2.0, 5.0], device=DEV, requires_grad=True)
+            y = leaky_average(x, b)
+            xd, bd = x.detach().double().requires_grad_(), b.detach().double().requires_grad_()
+            y_ref = leaky_average_reference(xd, bd)
+            g = torch.randn_like(y_ref)
+            gx, gb = torch.autograd.grad(y, (x, b), g.to(dtype))
+            gx_ref, gb_ref = torch.autograd.grad(y_ref, (xd, bd), g)
+
+            def rel(a, r):
+                return ((a.double() - r).abs().max() / r.abs().max().clamp_min(1e-300)).item()
+
+            err = dict(y=rel(y, y_ref), gx=rel(gx, gx_ref), gb=rel(gb, gb_ref) if T > 1 else 0.0)
+            kernel = "LeakyAverage" in type(y.grad_fn).__name__
+            passed = kernel and err["y"] <= tol and err["gx"] <= tol and err["gb"] <= 10 * tol
+            ok &= passed
+            rows.append(dict(dtype=str(dtype), T=T, kernel=kernel, passed=passed, **err))
+            print(f"  {str(dtype):15s} T {T:5d} kernel {kernel} rel err y {err['y']:.1e} dx {err['gx']:.1e} "
+                  f"db {err['gb']:.1e} {'ok' if passed else 'FAIL'}")
+    (OUT / "check.json").write_text(json.dumps(rows, indent=2))
+    if not ok:
+        raise SystemExit("kernel check failed")
+
+
 def part_table() -> None:
     print("\n==== issue 15 GPU summary " + "=" * 40)
-    for name in ("step", "kernel", "bench"):
+    for name in ("check", "step", "kernel", "bench"):
         path = OUT / f"{name}.json"
         if not path.exists():
             print(f"[{name}] missing (that part failed: see its log under $OUT)")
             continue
         data = json.loads(path.read_text())
-        if name == "step":
+        if name == "check":
+            bad = [r for r in data if not r["passed"]]
+            worst = {d: max(r["y"] for r in data if r["dtype"] == d) for d in {r["dtype"] for r in data}}
+            print(f"[check] Triton leaky average vs float64 reference, fwd+bwd, {len(data)} cases: "
+                  f"{'all pass' if not bad else f'{len(bad)} FAIL'}; worst fwd rel err {worst}")
+        elif name == "step":
             print(f"[step] bf16, d 768, {data['n_layer']} layers, T {data['rows'][0]['T']}, batch {data['rows'][0]['batch']}, "
                   f"{data['device']}, torch {data['torch']}")
             for r in data["rows"]:
@@ -142,4 +181,4 @@ def part_table() -> None:
 
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    {"step": part_step, "kernel": part_kernel, "table": part_table}[sys.argv[1]]()
+    {"check": part_check, "step": part_step, "kernel": part_kernel, "table": part_table}[sys.argv[1]]()
