@@ -29,7 +29,7 @@ if $PY -c "import pytest" 2>/dev/null; then
 else echo "== tests: pytest not installed here; the check part above covers the kernel"; fi
 part kernel 30 $PY scripts/gpu_speed.py kernel
 part step 75 $PY scripts/gpu_speed.py step
-part bench 80 $PY -m memory_mosaics.cli bench --device cuda --dtype bfloat16 --seq-lens 256 1024 4096 \
+part bench 100 $PY -m memory_mosaics.cli bench --device cuda --dtype bfloat16 --seq-lens 256 1024 4096 \
   --gen-contexts 256 1024 --gen-new-tokens 64 --repeats 3 --out "$OUT/bench.json"
 $PY scripts/gpu_speed.py table || status=1
 exit $status
