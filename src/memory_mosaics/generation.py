@@ -8,6 +8,8 @@ its training context; the transformer crops its context to the last `block_size`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 
@@ -33,10 +35,9 @@ def _max_context(model) -> int | None:
     return model.config.block_size if hasattr(model, "wpe") else None
 
 
-@torch.no_grad()
-def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Extend idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens)."""
+def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+           use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Yield each new token (B, 1) as soon as it is sampled (what `mosaic sample` prints as it goes)."""
     model.check_tokens(idx)
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
@@ -49,18 +50,27 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     try:
         cache = None
         for t in range(T0, T0 + max_new_tokens):
-            context = out[:, :t] if limit is None else out[:, max(0, t - limit):t]
-            if not use_cache:
-                logits = model(context)[:, -1]
-            elif cache is None or (limit is not None and cache.length >= limit):
-                # (Re)start from the visible window: the first token, or a transformer at its position limit.
-                logits, cache = model.prefill(context)
-                logits = logits[:, -1]
-                total = T0 + max_new_tokens if limit is None else min(limit, T0 + max_new_tokens)
-                cache.reserve(total)  # preallocate every key/value buffer once
-            else:
-                logits = model._decode(out[:, t - 1:t], cache)[:, -1]  # checked once, sampled in range since
-            out[:, t:t + 1] = sample_next(logits, temperature, top_k, generator)
+            with torch.no_grad():
+                context = out[:, :t] if limit is None else out[:, max(0, t - limit):t]
+                if not use_cache:
+                    logits = model(context)[:, -1]
+                elif cache is None or (limit is not None and cache.length >= limit):
+                    # (Re)start from the visible window: the first token, or a transformer at its position limit.
+                    logits, cache = model.prefill(context)
+                    logits = logits[:, -1]
+                    total = T0 + max_new_tokens if limit is None else min(limit, T0 + max_new_tokens)
+                    cache.reserve(total)  # preallocate every key/value buffer once
+                else:
+                    logits = model._decode(out[:, t - 1:t], cache)[:, -1]  # checked once, sampled in range since
+                nxt = sample_next(logits, temperature, top_k, generator)
+            out[:, t:t + 1] = nxt
+            yield nxt
     finally:
         model.train(was_training)
-    return out
+
+
+def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Extend idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens)."""
+    new = list(stream(model, idx, max_new_tokens, temperature, top_k, use_cache, generator))
+    return torch.cat([idx, *new], dim=1)
