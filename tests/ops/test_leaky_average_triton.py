@@ -33,7 +33,7 @@ def test_kernel_matches_reference_float32(T, reverse):
     xr = x.flip(2) if reverse else x
     expected = leaky_average_reference(xr.double(), b.double())
     expected = expected.flip(2) if reverse else expected
-    assert_close(triton_scan(x, b, reverse=reverse, chunk=16), expected.float(), rtol=1e-5, atol=0, what="kernel")
+    assert_close(triton_scan(x, b, reverse=reverse, chunk=16), expected.float(), rtol=1e-5, what="kernel")
 
 
 def test_kernel_reads_strided_input_and_bf16():
@@ -41,10 +41,10 @@ def test_kernel_reads_strided_input_and_bf16():
     x = torch.randn(2, 100, 3, 32, device=DEVICE).transpose(1, 2)  # (B, H, T, D) view of (B, T, H, D)
     b = torch.tensor([0.1, 1.0, 3.0], device=DEVICE)
     expected = leaky_average_reference(x.double(), b.double())
-    assert_close(triton_scan(x, b, chunk=16), expected.float(), rtol=1e-5, atol=0, what="strided")
+    assert_close(triton_scan(x, b, chunk=16), expected.float(), rtol=1e-5, what="strided")
     yb = triton_scan(x.bfloat16(), b, chunk=16)
     assert yb.dtype == torch.bfloat16
-    assert_close(yb.float(), expected.float(), rtol=2e-2, atol=0, what="bf16")
+    assert_close(yb.float(), expected.float(), rtol=2e-2, what="bf16")
 
 
 def test_autograd_function_with_kernel_matches_reference_backward(monkeypatch):
@@ -60,12 +60,12 @@ def test_autograd_function_with_kernel_matches_reference_backward(monkeypatch):
     y = _LeakyAverage.apply(x, b, 16)
     xd, bd = x.detach().double().requires_grad_(), b.detach().double().requires_grad_()
     y_ref = leaky_average_reference(xd, bd)
-    assert_close(y, y_ref.float(), rtol=1e-5, atol=0, what="forward")
+    assert_close(y, y_ref.float(), rtol=1e-5, what="forward")
     g = torch.randn_like(y)
     gx, gb = torch.autograd.grad(y, (x, b), g)
     gx_ref, gb_ref = torch.autograd.grad(y_ref, (xd, bd), g.double())
-    assert_close(gx, gx_ref.float(), rtol=1e-5, atol=0, what="grad x")
-    assert_close(gb, gb_ref.float(), rtol=1e-4, atol=0, what="grad b")
+    assert_close(gx, gx_ref.float(), rtol=1e-5, what="grad x")
+    assert_close(gb, gb_ref.float(), rtol=1e-4, what="grad b")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the dispatch to the kernel happens on CUDA only")
@@ -82,9 +82,9 @@ def test_cuda_leaky_average_dispatch_forward_backward(T, dtype):
     xd, bd = x.detach().double().requires_grad_(), b.detach().double().requires_grad_()
     y_ref = leaky_average_reference(xd, bd)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
-    assert_close(y.double(), y_ref, rtol=tol, atol=0, what=f"forward {dtype}")
+    assert_close(y.double(), y_ref, rtol=tol, what=f"forward {dtype}")
     g = torch.randn_like(y_ref)
     gx, gb = torch.autograd.grad(y, (x, b), g.to(dtype))
     gx_ref, gb_ref = torch.autograd.grad(y_ref, (xd, bd), g)
-    assert_close(gx.double(), gx_ref, rtol=tol, atol=0, what=f"grad x {dtype}")
-    assert_close(gb.double(), gb_ref, rtol=10 * tol, atol=0, what=f"grad b {dtype}")
+    assert_close(gx.double(), gx_ref, rtol=tol, what=f"grad x {dtype}")
+    assert_close(gb.double(), gb_ref, rtol=10 * tol, what=f"grad b {dtype}")

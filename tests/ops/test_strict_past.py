@@ -65,10 +65,10 @@ def test_cpu_dropout_is_reference_with_key_masked_values_forward_and_backward():
     assert 0 < (keep == 0).sum() < keep.numel()  # some, not all, dropped
     v_masked = torch.cat([v[:, :, :-1] * keep, v[:, :, -1:]], dim=2)
     y_ref = strict_past_retrieval_reference(q, k, v_masked)
-    assert_close(y, y_ref, rtol=1e-10, atol=0, what="forward")
+    assert_close(y, y_ref, rtol=1e-10, what="forward")
     g = torch.randn_like(y)
     for a, b, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
-        assert_close(a, b, rtol=1e-10, atol=0, what=f"grad {name}")
+        assert_close(a, b, rtol=1e-10, what=f"grad {name}")
 
 
 def test_cpu_dropout_is_unbiased_and_off_in_eval():
@@ -77,7 +77,7 @@ def test_cpu_dropout_is_unbiased_and_off_in_eval():
     clean = strict_past_retrieval(q, k, v)
     assert torch.equal(strict_past_retrieval(q, k, v, 0.5, training=False), clean)
     mean = torch.stack([strict_past_retrieval(q, k, v, 0.2, training=True) for _ in range(4000)]).mean(0)
-    assert_close(mean, clean, rtol=0.05, atol=0, what="mean over dropout draws")
+    assert_close(mean, clean, rtol=0.05, what="mean over dropout draws")
 
 
 @pytest.mark.parametrize("T", [1, 2, 9])
