@@ -50,6 +50,7 @@ def run(cfg: BenchCommand) -> int:
     values = asdict(cfg)
     bench = BenchConfig(**{f.name: values[f.name] for f in fields(BenchConfig)})
     bench.device = str(parse_device(bench.device))
+    bench.core_vocab = bench.core_vocab or None  # --core-vocab 0 skips the core case
     result = run_benchmarks(bench)
     print()
     print(format_table(result))
