@@ -9,13 +9,6 @@ from memory_mosaics.config import ConfigError
 from memory_mosaics.icl import IclConfig, run_icl
 
 
-@pytest.fixture
-def restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def test_compare_in_process_matches_single_runs(tmp_path, restore_threads, capsys):
     common = dict(task="regbench", layers=1, envs=4, n_test=6, steps=2, progress=False)
     run_icl(IclConfig(**common, compare=True, out=str(tmp_path / "cmp")))
