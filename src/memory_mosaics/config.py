@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
+POSITIONS = ("learned", "rotary", "none")
 
 
 class ConfigError(ValueError):
@@ -182,6 +183,10 @@ class TransformerConfig(_Config):
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.05  # on the embedding sum, attention probabilities and residual outputs
+    # "learned": GPT-2's position table (inputs ≤ block_size); "rotary": RoPE on queries and keys (no table, any
+    # length; ops/rotary.py); "none": no position information at all (causal attention alone; any length).
+    positions: str = "learned"
+    rope_base: float = 10000.0
 
     model_type: ClassVar[str] = "transformer"
     # Mirrors MosaicConfig's presets at matched parameter count (same width, heads and depth).
@@ -192,6 +197,12 @@ class TransformerConfig(_Config):
 
     def __post_init__(self) -> None:
         self._validate_common()
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.positions == "rotary" and self.head_dim % 2:
+            raise ConfigError(f"rotary positions need an even head dimension, got {self.head_dim}")
+        if not self.rope_base > 1.0:
+            raise ConfigError(f"rope_base must be > 1, got {self.rope_base!r}")
 
 
 CONFIGS: dict[str, type[_Config]] = {"mosaic": MosaicConfig, "transformer": TransformerConfig}
