@@ -180,10 +180,10 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
 
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                 log=print) -> dict:
+                 log=print, device: str | torch.device | None = None) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
-    stream has no overfitting to select against)."""
+    stream has no overfitting to select against). Batches go to `device` (the model must already be there)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
@@ -191,7 +191,7 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     t0 = time.time()
     model.train()
     for step in range(budget.steps):
-        x, y = (torch.from_numpy(a) for a in sample(rng))
+        x, y = (torch.from_numpy(a).to(device) for a in sample(rng))  # device None: stays on the CPU
         lr = lr_at(step, budget)
         loss = train_step(model, opt, x, y, lr, grad_clip)
         history.append(dict(step=step + 1, loss=loss, lr=lr))
