@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -43,7 +44,9 @@ class LongContextConfig:
                                       metadata={"help": "relative depths of the asked fact (0 = first token)"})
     n_keys: int = field(default=4, metadata={"help": "facts per context: 1 asked + n_keys-1 distractors"})
     n_eval: int = field(default=64, metadata={"help": "test examples per (length, depth)"})
-    steps: int = field(default=300, metadata={"help": "training steps"})
+    steps: int = field(default=300, metadata={"help": "training steps (the schedule's length)"})
+    time_limit: Optional[float] = field(default=None, metadata={
+        "help": "stop each model's training after this many seconds (GPU script: fits a fixed budget)"})
     batch_size: int = field(default=32, metadata={"help": "training sequences per step"})
     lr: float = field(default=2e-3, metadata={"help": "peak learning rate (warm-up over 10 percent of the steps, cosine to lr/10)"})
     n_layer: int = field(default=2, metadata={"help": "blocks (every model)"})
@@ -80,6 +83,8 @@ class LongContextConfig:
             raise ValueError("long_offset_min must be ≤ long_offset_max")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -186,14 +191,14 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
 
     t0 = time.time()
     res = train_stream(model, sample, train_accuracy, budget, seed=cfg.seed, grad_clip=1.0,
-                       log=lambda s: log(f"[{name}] {s}"), device=device)
+                       log=lambda s: log(f"[{name}] {s}"), device=device, time_limit_s=cfg.time_limit)
     t1 = time.time()
     acc = evaluate(model, filler, cfg, device)
     result = dict(model=name, params=model.num_params(), config=model.config.to_dict(),
                   cropped=getattr(model.config, "positions", None) == "learned",
                   accuracy={str(L): {str(d): a for d, a in row.items()} for L, row in acc.items()},
                   mean_by_length={str(L): float(np.mean(list(row.values()))) for L, row in acc.items()},
-                  final_train_loss=res["history"][-1]["loss"], evals=res["evals"],
+                  final_train_loss=res["history"][-1]["loss"], steps_done=res["steps"], evals=res["evals"],
                   train_seconds=t1 - t0, eval_seconds=time.time() - t1, device=str(device))
     out = Path(cfg.out) / name
     out.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,13 @@ def _lengths(summary: dict) -> list[str]:
 def compact(summary: dict) -> str:
     """Models × evaluation length: exact-match accuracy (%) averaged over needle depths."""
     lens = _lengths(summary)
-    rows = ["| model | params | " + " | ".join(lens) + " |", "|---|---|" + "---|" * len(lens)]
+    rows = ["| model | params | steps | " + " | ".join(lens) + " |", "|---|---|---|" + "---|" * len(lens)]
     for name, r in summary["results"].items():
         train_len = summary["config"]["train_len"]
         cells = [f"{100 * r['mean_by_length'][L]:.1f}" + ("†" if r["cropped"] and int(L) > train_len else "")
                  for L in lens]
-        rows.append(f"| {name} | {r['params']:,} | " + " | ".join(cells) + " |")
+        rows.append(f"| {name} | {r['params']:,} | {r.get('steps_done', summary['config']['steps'])} | "
+                    + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -37,7 +38,8 @@ def markdown(summary: dict) -> str:
     c = summary["config"]
     head = (f"Multi-key retrieval over TinyStories filler (bytes): {c['n_keys']} facts per context (1 asked), "
             f"{c['n_eval']} test examples per (length, depth), greedy exact match of the 4-digit code. Trained at "
-            f"{c['train_len']} for {c['steps']} steps of {c['batch_size']}, lr {c['lr']:g}; d={c['n_embd']}, "
+            f"{c['train_len']} for up to {c['steps']} steps of {c['batch_size']} (time limit "
+            f"{c.get('time_limit') or 'none'} s per model), lr {c['lr']:g}; d={c['n_embd']}, "
             f"{c['n_layer']} layers, {c['n_head']} heads; v2: h={c['short_window']}, "
             f"m~U[{c['long_offset_min']},{c['long_offset_max']}] (m={c['long_offset_min']} at inference); "
             f"seed {c['seed']}. † = GPT-2 input cropped to its last {c['train_len']} tokens (position table).")
