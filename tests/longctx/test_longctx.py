@@ -104,3 +104,16 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model" in err[0]
     assert main(["longctx", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_train_stream_time_limit_stops_after_an_evaluation():
+    from memory_mosaics.icl.train import Budget, train_stream
+    from memory_mosaics.longctx.experiment import build
+
+    model = build("v1", LongContextConfig(n_layer=1, n_embd=16, n_head=2))
+    budget = Budget("t", steps=1000, lr=1e-3, warmup=1, eval_every=500, val_subset=0, dropout=False, batch_size=2)
+    x = np.random.default_rng(0).integers(0, 256, (2, 32))
+    y = np.roll(x, -1, axis=1)
+    res = train_stream(model, lambda rng: (x, y), lambda m: dict(accuracy=0.5), budget, time_limit_s=1e-9,
+                       log=lambda s: None)
+    assert res["steps"] == 1 and res["evals"][-1]["step"] == 1 and res["accuracy"] == 0.5
