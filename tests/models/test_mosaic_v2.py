@@ -11,7 +11,7 @@ from memory_mosaics import MemoryMosaic, MosaicConfig
 from memory_mosaics.config import ConfigError
 from memory_mosaics.layers import ContextMemory
 from memory_mosaics.layers.three_level_memory import ContextMemoryV2
-from tests.conftest import assert_close
+from tests.conftest import assert_close, grad_scale
 
 TINY = dict(scan_chunk=4, block_size=32)
 # Each switch alone, and the combinations that matter (h = 5, m = 3 inside a 20-token test: both edges crossed).
@@ -79,7 +79,7 @@ def test_fast_equals_reference_forward_and_backward(name):
     (y * up).sum().backward()
     (y_ref * up).sum().backward()
     for (n, p), p_ref in zip(model.named_parameters(), ref.parameters()):
-        assert_close(p.grad, p_ref.grad, rtol=1e-9, atol=0, what=n)
+        assert_close(p.grad, p_ref.grad, rtol=1e-9, scale=grad_scale(ref), what=n)
 
 
 @pytest.mark.parametrize("name", SWITCHES)

@@ -46,8 +46,12 @@ def test_fast_matches_reference_forward_and_backward(T, lo, hi):
     if rows.all():
         return  # the output is a constant 0: no graph
     up = torch.randn_like(y)
-    for a, b in zip(torch.autograd.grad(y, (q, k, v), up), torch.autograd.grad(y_ref, (q, k, v), up)):
-        assert_close(a, b, rtol=1e-10, what="backward")
+    ref_grads = torch.autograd.grad(y_ref, (q, k, v), up)
+    # One key per query (max_lag = min_lag = 1): weight 1, so d/dq and d/dk cancel to exactly 0 in the reference;
+    # compare against the magnitude of the whole backward.
+    scale = max(g.abs().max().item() for g in ref_grads)
+    for a, b in zip(torch.autograd.grad(y, (q, k, v), up), ref_grads):
+        assert_close(a, b, rtol=1e-10, scale=scale, what="backward")
 
 
 def test_full_past_is_v1_strict_past():
