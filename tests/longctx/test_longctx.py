@@ -85,7 +85,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert main(["longctx", "--out", str(out), "--models", "v2", "gpt2", "--train-len", "160", "--eval-lens", "160",
                  "320", "--depths", "0.2", "0.8", "--n-eval", "4", "--eval-batch", "2", "--steps", "2",
                  "--batch-size", "2", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--short-window", "16",
-                 "--long-offset-min", "4", "--long-offset-max", "8"]) == 0
+                 "--long-offset-min", "4", "--long-offset-max", "8", "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "longctx.json").read_text())
     assert set(summary["results"]) == {"v2", "gpt2"}

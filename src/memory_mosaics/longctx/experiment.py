@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from ..config import MosaicConfig, TransformerConfig
+from ..processes import run_parallel
 from ..models import MemoryMosaic, Transformer
 from . import task as T
 
@@ -208,12 +208,16 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     return result
 
 
-def _spawn(name: str, cfg: LongContextConfig) -> subprocess.Popen:
+def _child_env(cfg: LongContextConfig) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "MKL_NUM_THREADS": str(cfg.threads)}
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _child_argv(name: str, cfg: LongContextConfig) -> list[str]:
     code = "import sys; from memory_mosaics.longctx.experiment import _child; _child(sys.argv[1], sys.argv[2])"
-    return subprocess.Popen([sys.executable, "-c", code, name, json.dumps(asdict(cfg))], env=env)
+    return [sys.executable, "-c", code, name, json.dumps(asdict(cfg))]
 
 
 def run_longctx(cfg: LongContextConfig, log=print) -> dict:
@@ -232,21 +236,7 @@ def run_longctx(cfg: LongContextConfig, log=print) -> dict:
     if cfg.jobs == 1:
         results = {name: run_model(name, cfg, log) for name in cfg.models}
     else:
-        pending, active = list(cfg.models), []
-        while pending or active:
-            while pending and len(active) < cfg.jobs:
-                name = pending.pop(0)
-                active.append((name, _spawn(name, cfg)))
-            time.sleep(0.2)
-            for item in list(active):
-                if item[1].poll() is not None:
-                    active.remove(item)
-                    if item[1].returncode != 0:
-                        for _, p in active:
-                            p.terminate()
-                        from ..cli import UserError
-
-                        raise UserError(f"model '{item[0]}' failed with exit status {item[1].returncode} (log above)")
+        run_parallel([(name, _child_argv(name, cfg)) for name in cfg.models], cfg.jobs, _child_env(cfg), 0.2)
         results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
     summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, filler), wall_seconds=time.time() - t0,
                    results={k: {kk: v for kk, v in r.items() if kk != "evals"} for k, r in results.items()})
