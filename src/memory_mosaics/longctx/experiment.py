@@ -40,7 +40,7 @@ class LongContextConfig:
     data: str = field(default="../shared/data/tinystories_train_head.txt", metadata={"help": "filler stories"})
     train_len: int = field(default=256, metadata={"help": "training context (tokens = bytes)"})
     eval_lens: tuple[int, ...] = field(default=(256, 512, 1024, 2048), metadata={"help": "evaluation lengths"})
-    depths: tuple[float, ...] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9),
+    depths: tuple[float, ...] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
                                       metadata={"help": "relative depths of the asked fact (0 = first token)"})
     n_keys: int = field(default=4, metadata={"help": "facts per context: 1 asked + n_keys-1 distractors"})
     n_eval: int = field(default=64, metadata={"help": "test examples per (length, depth)"})
