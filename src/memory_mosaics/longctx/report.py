@@ -63,9 +63,11 @@ def plot(summary: dict, path: Path) -> None:
     longest = lens[-1]
     depths = [str(d) for d in summary["config"]["depths"]]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, r in summary["results"].items():
-        a.plot([int(L) for L in lens], [100 * r["mean_by_length"][L] for L in lens], marker="o", label=name)
-        b.plot([float(d) for d in depths], [100 * r["accuracy"][longest][d] for d in depths], marker="o", label=name)
+    # Distinct markers and dashes: equal scores (0 or 100) would otherwise hide each other.
+    for i, (name, r) in enumerate(summary["results"].items()):
+        style = dict(marker="osD^vx"[i % 6], ls=("-", "--", "-.", ":")[i % 4], ms=9 - i, label=name)
+        a.plot([int(L) for L in lens], [100 * r["mean_by_length"][L] for L in lens], **style)
+        b.plot([float(d) for d in depths], [100 * r["accuracy"][longest][d] for d in depths], **style)
     a.set_xscale("log", base=2)
     a.axvline(summary["config"]["train_len"], color="grey", ls=":", lw=1)
     a.set(xlabel="evaluation length (tokens)", ylabel="exact match (%)", title="mean over needle depths",
