@@ -117,3 +117,10 @@ def test_train_stream_time_limit_stops_after_an_evaluation():
     res = train_stream(model, lambda rng: (x, y), lambda m: dict(accuracy=0.5), budget, time_limit_s=1e-9,
                        log=lambda s: None)
     assert res["steps"] == 1 and res["evals"][-1]["step"] == 1 and res["accuracy"] == 0.5
+
+
+def test_lm_loss_labels_every_next_token(filler):
+    x, y, _ = T.make_example(filler, 300, 4, 0.5, np.random.default_rng(3), lm_loss=True)
+    assert np.array_equal(y[:-1], x[1:]) and y[-1] == -100
+    x2, y2, _ = T.make_example(filler, 300, 4, 0.5, np.random.default_rng(3))
+    assert np.array_equal(x, x2) and np.array_equal(y[y2 != -100], y2[y2 != -100])  # same example, same answer

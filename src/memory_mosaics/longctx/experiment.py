@@ -43,6 +43,8 @@ class LongContextConfig:
     depths: tuple[float, ...] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
                                       metadata={"help": "relative depths of the asked fact (0 = first token)"})
     n_keys: int = field(default=4, metadata={"help": "facts per context: 1 asked + n_keys-1 distractors"})
+    lm_loss: bool = field(default=False, metadata={
+        "help": "train on every next token (language modelling), not only the answer digits; scoring is unchanged"})
     n_eval: int = field(default=64, metadata={"help": "test examples per (length, depth)"})
     steps: int = field(default=300, metadata={"help": "training steps (the schedule's length)"})
     time_limit: Optional[float] = field(default=None, metadata={
@@ -182,7 +184,7 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     log(f"[{name}] {model.num_params():,} parameters on {device}; {budget.describe()}")
 
     def sample(rng):
-        x, y, _ = T.make_batch(filler, cfg.batch_size, cfg.train_len, cfg.n_keys, None, rng)
+        x, y, _ = T.make_batch(filler, cfg.batch_size, cfg.train_len, cfg.n_keys, None, rng, cfg.lm_loss)
         return x, y
 
     def train_accuracy(m):  # at the training length, mixed depths (the curve)

@@ -42,6 +42,7 @@ def markdown(summary: dict) -> str:
             f"{c.get('time_limit') or 'none'} s per model), lr {c['lr']:g}; d={c['n_embd']}, "
             f"{c['n_layer']} layers, {c['n_head']} heads; v2: h={c['short_window']}, "
             f"m~U[{c['long_offset_min']},{c['long_offset_max']}] (m={c['long_offset_min']} at inference); "
+            f"training loss on {'every token' if c.get('lm_loss') else 'the answer digits'}; "
             f"seed {c['seed']}. † = GPT-2 input cropped to its last {c['train_len']} tokens (position table).")
     dist = summary.get("needle_distance", {})
     if dist:

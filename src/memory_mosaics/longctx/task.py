@@ -11,7 +11,8 @@ One example of length L (tokens = bytes, vocabulary 256, byte 0 = end-of-text be
   so at long lengths it sits far beyond a short-term window; the distractors are at uniform random depths.
 - Scoring: greedy exact match of the 4 digits = all 4 teacher-forced argmaxes right (the greedy continuation
   reproduces the answer iff each step's argmax is the next digit).
-Labels are -100 everywhere except the answer digits (training), as in MQAR.
+Training labels are -100 everywhere except the answer digits, as in MQAR, or (`lm_loss`) every next token: dense
+language-modelling supervision, from which a transformer can form the induction heads the copy needs.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def _word_start(body: np.ndarray, p: int, reach: int = 12) -> int:
 
 
 def make_example(filler: Filler, length: int, n_keys: int, depth: float | None,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
-    """One (x, y, needle_position) of exactly `length` tokens. depth None: uniform in [0, 1]."""
+                 rng: np.random.Generator, lm_loss: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """One (x, y, needle_position) of exactly `length` tokens. depth None: uniform in [0, 1].
+    y labels the answer digits only, or (lm_loss) every next token (the last position has none)."""
     names = rng.choice(len(NAMES), size=n_keys, replace=False)
     codes = [str(c) for c in rng.integers(10 ** (DIGITS - 1), 10 ** DIGITS, size=n_keys)]
     facts = [fact(NAMES[i], c) for i, c in zip(names, codes)]
@@ -111,13 +113,16 @@ def make_example(filler: Filler, length: int, n_keys: int, depth: float | None,
     assert len(x_full) == length
     # Inputs predict the next token: position t's label is x[t+1]; only the answer digits are scored.
     x, y = x_full.copy(), np.full(length, -100, dtype=np.int64)
-    y[length - DIGITS - 1:length - 1] = x_full[length - DIGITS:]
+    if lm_loss:
+        y[:-1] = x_full[1:]
+    else:
+        y[length - DIGITS - 1:length - 1] = x_full[length - DIGITS:]
     return x, y, needle
 
 
 def make_batch(filler: Filler, batch: int, length: int, n_keys: int, depth: float | None,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs, ys, needles = zip(*(make_example(filler, length, n_keys, depth, rng) for _ in range(batch)))
+               rng: np.random.Generator, lm_loss: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, needles = zip(*(make_example(filler, length, n_keys, depth, rng, lm_loss) for _ in range(batch)))
     return np.stack(xs), np.stack(ys), np.array(needles)
 
 
