@@ -24,9 +24,9 @@ if [ "${SHRINK:-0}" = "1" ]; then
         --long-offset-max 8 --time-limit 60)
   LIMIT=600
 else
-  # All six at once on the GPU; each trains for STEPS steps or TIME_LIMIT seconds, whichever comes first (the table
+  # All six at once on the GPU; each trains for STEPS (1500) steps or TIME_LIMIT (120) seconds, whichever comes first (the table
   # reports the steps done), so the whole run fits 4 minutes whatever the GPU's speed.
-  ARGS=(--device cuda --jobs 6 --steps "${STEPS:-1000}" --time-limit "${TIME_LIMIT:-120}" --batch-size 32 --lr 2e-3
+  ARGS=(--device cuda --jobs 6 --steps "${STEPS:-1500}" --time-limit "${TIME_LIMIT:-120}" --batch-size 32 --lr 2e-3
         --train-len 256
         --eval-lens 256 512 1024 2048 --depths 0.1 0.3 0.5 0.7 0.9 1.0 --n-eval 64 --eval-batch 32
         --n-layer 2 --n-embd 128 --n-head 4 --short-window 64 --long-offset-min 16 --long-offset-max 64)
