@@ -15,7 +15,9 @@ read h). min_lag ≥ 1 always: the value at j peeks at x_{j+1}, so j = t would l
 - `windowed_retrieval_reference`: explicit (T, T) scores with the lag mask.
 - `windowed_retrieval`: the fast path on scaled_dot_product_attention. With no upper lag the band is causal after a
   shift by min_lag (queries min_lag..T-1 against keys 0..T-1-min_lag, `is_causal=True`: flash-eligible). With an
-  upper lag it passes the boolean band mask (dense (T, T); a block-banded O(T·h) kernel is future work).
+  upper lag it is block-banded: queries in blocks of c = max_lag + 1 read a window of c + max_lag keys (an unfold, no
+  copy of the whole T×T), with the band mask inside the window: O(T·h) instead of O(T²). Short inputs use the dense
+  (T, T) band mask directly.
 
 Scores carry no 1/√d: the bandwidth is already in the queries (scale=1). q, k, v: (B, H, T, D).
 """
@@ -66,9 +68,32 @@ def windowed_retrieval(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, min_la
     T = q.shape[-2]
     p = dropout_p if training else 0.0
     if max_lag is not None:
-        return masked_attention(q, k, v, lag_mask(T, k.shape[-2], min_lag, max_lag, device=q.device), p, scale=1.0)
+        if T <= 2 * (max_lag + 1) or k.shape[-2] != T:
+            return masked_attention(q, k, v, lag_mask(T, k.shape[-2], min_lag, max_lag, device=q.device), p, scale=1.0)
+        return _banded(q, k, v, min_lag, max_lag, p)
     if T <= min_lag:  # no query reads anything yet
         return torch.zeros_like(v[:, :, :T])
     y = F.scaled_dot_product_attention(q[:, :, min_lag:], k[:, :, :T - min_lag], v[:, :, :T - min_lag],
                                        dropout_p=p, is_causal=True, scale=1.0)  # row i is position i + min_lag
     return F.pad(y, (0, 0, min_lag, 0))
+
+
+def _banded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, min_lag: int, max_lag: int,
+            dropout_p: float) -> torch.Tensor:
+    """Block-banded retrieval: query block b (positions b·c .. b·c+c-1, c = max_lag + 1) reads keys
+    b·c - max_lag .. b·c + c - 1 (W = c + max_lag of them); lags outside [min_lag, max_lag] and keys before 0 masked."""
+    B, H, T, D = q.shape
+    c = max_lag + 1
+    n = -(-T // c)
+    W = c + max_lag
+    qb = F.pad(q, (0, 0, 0, n * c - T)).view(B, H, n, c, D)
+    # Keys/values padded by max_lag in front (negative positions, masked) and to n·c at the end; windows of W, step c.
+    kw, vw = (F.pad(t, (0, 0, max_lag, n * c - T)).unfold(2, W, c).transpose(-1, -2) for t in (k, v))  # (B,H,n,W,D)
+    i = torch.arange(c, device=q.device)[:, None]
+    w = torch.arange(W, device=q.device)[None, :]
+    lag = i + max_lag - w  # (c, W): same in every block
+    band = (lag >= min_lag) & (lag <= max_lag)
+    j = torch.arange(n, device=q.device)[:, None] * c - max_lag + torch.arange(W, device=q.device)  # (n, W)
+    allowed = band[None] & (j >= 0)[:, None, :]  # (n, c, W)
+    y = masked_attention(qb, kw, vw, allowed, dropout_p, scale=1.0)  # (B, H, n, c, D)
+    return y.reshape(B, H, n * c, D)[:, :, :T]
