@@ -94,3 +94,21 @@ def test_decode_step_rejects_bad_input():
         model.decode_step(torch.zeros(1, 2, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         model.decode_step(torch.full((1, 1), 999), cache)
+
+
+def test_reserved_buffers_are_not_reallocated_and_match_forward():
+    from memory_mosaics.cache import GrowingBuffer
+
+    model = mosaic().double()
+    torch.manual_seed(3)
+    seq = torch.randint(0, 256, (2, 40))
+    _, cache = model.prefill(seq[:, :4])
+    cache.reserve(40)
+    buffers = [b for layer in cache.blocks[0] for b in getattr(layer, "__dict__", {}).values()
+               if isinstance(b, GrowingBuffer)]
+    assert len(buffers) == 2  # the context memory's keys and values
+    ptrs = [b._data.data_ptr() for b in buffers]
+    for t in range(4, 40):
+        step_logits = model.decode_step(seq[:, t : t + 1], cache)[:, 0]
+    assert [b._data.data_ptr() for b in buffers] == ptrs
+    assert_close(step_logits, model(seq)[:, -1], 1e-10, what="last position")

@@ -4,9 +4,13 @@ Everything is measured in one process, interleaved (one repeat of every variant,
 warm-up, and reported as medians and ratios: machines are noisy and absolute times mean little.
 
 - training: forward + backward + AdamW step, tokens/s, for the Memory Mosaic fast path, its reference path, and
-  the parameter-matched transformer; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
+  the parameter-matched transformer, in two cases: the preset's vocabulary (4,096 for `small`), and the "core" case
+  (vocabulary 256, fast path and transformer only) where the shared embedding/output layer does not dilute the
+  memories' cost; plus memory (CUDA: peak allocated; CPU: the bytes of activations saved for
   backward, deduplicated by storage — what grows with T and differs between models).
-- generation: tokens/s of cached vs uncached decoding after prompts of several lengths.
+- generation: tokens/s of cached vs uncached decoding after prompts of several lengths (cached includes the
+  prompt's prefill, as a user sees it), and ms/step: one `decode_step` alone, timed over gen_new_tokens steps after
+  an untimed prefill — the per-token latency, which should stay nearly flat in the context.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class BenchConfig:
     preset: str = "small"
     vocab_size: int = 4096
     seq_lens: tuple[int, ...] = (256, 1024, 4096)
+    core_vocab: int | None = 256  # the core-only case (None: skip it); its lengths are core_seq_lens
+    core_seq_lens: tuple[int, ...] = (256, 1024)
     tokens_per_batch: int = 2048
     gen_contexts: tuple[int, ...] = (256, 1024, 4096)
     gen_new_tokens: int = 128
@@ -48,9 +54,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _build(variant: str, cfg: BenchConfig, block_size: int, device, dtype):
+def _build(variant: str, cfg: BenchConfig, block_size: int, device, dtype, vocab: int | None = None):
     torch.manual_seed(0)
-    over = dict(vocab_size=cfg.vocab_size, block_size=block_size, dropout=0.0)
+    over = dict(vocab_size=vocab or cfg.vocab_size, block_size=block_size, dropout=0.0)
     if variant == "transformer":
         model = Transformer(TransformerConfig.preset(cfg.preset, **over))
     else:
@@ -80,14 +86,18 @@ def activation_bytes(step_fn, exclude=()) -> int:
 def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
     device, dtype = torch.device(cfg.device), getattr(torch, cfg.dtype)
     rows = []
-    for T in cfg.seq_lens:
+    core = cfg.core_vocab and cfg.core_vocab != cfg.vocab_size
+    cases = [(cfg.core_vocab, T, True) for T in cfg.core_seq_lens] if core else []
+    cases += [(cfg.vocab_size, T, False) for T in cfg.seq_lens]
+    for vocab, T, core in cases:
         B = max(1, cfg.tokens_per_batch // T)
-        variants = [v for v in TRAIN_VARIANTS if not (v == "mosaic-reference" and T > cfg.reference_max_len)]
-        models = {v: _build(v, cfg, T, device, dtype) for v in variants}
+        variants = [v for v in TRAIN_VARIANTS
+                    if not (v == "mosaic-reference" and (T > cfg.reference_max_len or core))]
+        models = {v: _build(v, cfg, T, device, dtype, vocab) for v in variants}
         opts = {v: torch.optim.AdamW(m.parameters(), lr=1e-4) for v, m in models.items()}
         g = torch.Generator().manual_seed(T)
-        x = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
-        y = torch.randint(0, cfg.vocab_size, (B, T), generator=g).to(device)
+        x = torch.randint(0, vocab, (B, T), generator=g).to(device)
+        y = torch.randint(0, vocab, (B, T), generator=g).to(device)
 
         def step(v):
             logits = models[v](x)
@@ -118,8 +128,9 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
                 times[v].append(time.perf_counter() - t0)
         for v in variants:
             med = statistics.median(times[v])
-            rows.append(dict(T=T, batch=B, variant=v, step_s=med, tokens_per_s=B * T / med, memory_bytes=memory[v]))
-            log(f"  train T={T:5d} {v:17s} {B * T / med:10.0f} tok/s  {memory[v] / 2**20:9.1f} MiB")
+            rows.append(dict(vocab=vocab, T=T, batch=B, variant=v, step_s=med, tokens_per_s=B * T / med,
+                             memory_bytes=memory[v]))
+            log(f"  train vocab={vocab:6d} T={T:5d} {v:17s} {B * T / med:10.0f} tok/s  {memory[v] / 2**20:9.1f} MiB")
         del models, opts
     return rows
 
@@ -144,8 +155,22 @@ def bench_generation(cfg: BenchConfig, log=print) -> list[dict]:
                     if r:
                         samples.append(time.perf_counter() - t0)
                 result[use_cache] = (n, statistics.median(samples))
+            steps = []  # decoding steps alone (after a prefill, not timed): the per-token latency
+            for r in range(max(1, cfg.repeats // 2) + 1):
+                _, cache = model.prefill(prompt)
+                cache.reserve(ctx + cfg.gen_new_tokens)
+                token = prompt[:, -1:]
+                _sync(device)
+                t0 = time.perf_counter()
+                for _ in range(cfg.gen_new_tokens):
+                    model.decode_step(token, cache)
+                _sync(device)
+                if r:
+                    steps.append((time.perf_counter() - t0) / cfg.gen_new_tokens)
+            t_step = statistics.median(steps)
             (n_c, t_c), (n_u, t_u) = result[True], result[False]
             rows.append(dict(context=ctx, variant=v, cached_tokens=n_c, cached_s=t_c, cached_tok_s=n_c / t_c,
+                             step_ms=1e3 * t_step,
                              uncached_tokens=n_u, uncached_s=t_u, uncached_tok_s=n_u / t_u,
                              speedup=(n_c / t_c) / (n_u / t_u)))
             log(f"  generate ctx={ctx:5d} {v:12s} cached {n_c / t_c:8.1f} tok/s  uncached {n_u / t_u:7.2f} tok/s"
@@ -169,19 +194,22 @@ def format_table(result: dict) -> str:
     train = result.get("train", [])
     if train:
         mem_label = "peak MiB" if h["device"].startswith("cuda") else "act. MiB"
-        lines += ["", f"{'T':>5} {'variant':17s} {'tok/s':>9} {mem_label:>9}  {'vs transformer':>14}  {'fast/ref':>8}"]
-        by = {(r["T"], r["variant"]): r for r in train}
+        lines += ["", f"{'vocab':>6} {'T':>5} {'variant':17s} {'tok/s':>9} {mem_label:>9}  {'vs transformer':>14}  {'fast/ref':>8}"]
+        by = {(r.get("vocab"), r["T"], r["variant"]): r for r in train}
         for r in train:
-            gpt, ref = by.get((r["T"], "transformer")), by.get((r["T"], "mosaic-reference"))
+            key = (r.get("vocab"), r["T"])
+            gpt, ref = by.get((*key, "transformer")), by.get((*key, "mosaic-reference"))
             vs = f"{r['tokens_per_s'] / gpt['tokens_per_s']:.2f}x tok/s, {r['memory_bytes'] / gpt['memory_bytes']:.2f}x mem" if gpt else ""
             fr = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if (ref and r["variant"] == "mosaic-fast") else ""
-            lines.append(f"{r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
+            lines.append(f"{r.get('vocab', 0):6d} {r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
     gen = result.get("generate", [])
     if gen:
-        lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'uncached tok/s':>14} {'speedup':>8}"]
+        lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'ms/step':>7} "
+                      f"{'uncached tok/s':>14} {'speedup':>8}"]
         for r in gen:
+            step = f"{r['step_ms']:7.2f}" if "step_ms" in r else f"{'':7s}"
             lines.append(f"{r['context']:7d} {r['variant']:12s} {r['cached_tok_s']:12.1f} {1000 / r['cached_tok_s']:8.2f} "
-                         f"{r['uncached_tok_s']:14.2f} {r['speedup']:7.1f}x")
+                         f"{step} {r['uncached_tok_s']:14.2f} {r['speedup']:7.1f}x")
     return "\n".join(lines)
 
 

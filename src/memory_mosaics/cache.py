@@ -6,6 +6,10 @@ Memory Mosaic, per block:
   completed (v_{t-1} = α·Norm((1-γ) ṽ_t + γ ṽ_{t-1})) when x_t arrives, just before the query at t reads it.
 - persistent memory: only its query's leaky-average state.
 Transformer, per block: the usual keys and values.
+
+Both Memory Mosaic caches also hold `DecodeConstants`: what a step needs from the parameters (the concatenated
+projection weight, λ_h, the scales, γ_h, the α-scaled value bank), computed once at prefill — once per `generate`
+call — rather than once per token. They are a snapshot: a cache must not outlive a parameter update.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ class GrowingBuffer:
         self._data[:, :, self.length : self.length + m] = x
         self.length += m
 
+    def reserve(self, capacity: int) -> None:
+        """Grow the storage to hold `capacity` positions now, so later appends never reallocate."""
+        if capacity > self._data.shape[2]:
+            bigger = self._data.new_empty(*self._data.shape[:2], capacity, self._data.shape[3])
+            bigger[:, :, : self.length] = self._data[:, :, : self.length]
+            self._data = bigger
+
     def view(self) -> torch.Tensor:
         return self._data[:, :, : self.length]
 
@@ -42,11 +53,31 @@ class GrowingBuffer:
 
 
 @dataclass
+class DecodeConstants:
+    """Per-layer values derived from the parameters, for decoding steps (see the module docstring)."""
+
+    weight: torch.Tensor  # the input projection(s): (2d, d) [W_φ; W_ψ] for a context memory, (d, d) W_φ for a P-mem
+    key_decay: torch.Tensor | None  # λ_h viewed (H, 1, 1); None when the leaky average is off
+    key_scale: torch.Tensor  # (H,) the key / query scale
+    gamma: torch.Tensor | None = None  # context memory: γ_h viewed (H, 1, 1); None when peek is off
+    value_scale: torch.Tensor | None = None  # context memory: α_h (H,)
+    bank_k: torch.Tensor | None = None  # persistent memory: M_k (1, H, P, d_h)
+    bank_v: torch.Tensor | None = None  # persistent memory: α·M_v (1, H, P, d_h)
+
+
+@dataclass
 class ContextMemoryCache:
     key_state: torch.Tensor  # k̄_{t-1}: (B, H, 1, d_h)
     keys: GrowingBuffer  # k_0 .. k_{t-1}
     values: GrowingBuffer  # v_0 .. v_{t-2} (complete)
     pending: torch.Tensor  # ṽ_{t-1}: (B, H, 1, d_h), waiting for x_t
+    consts: DecodeConstants | None = None
+
+
+@dataclass
+class PersistentMemoryCache:
+    state: torch.Tensor  # the query's k̄_{t-1}: (B, H, 1, d_h)
+    consts: DecodeConstants
 
 
 @dataclass
@@ -63,3 +94,11 @@ class ModelCache:
     blocks: list = field(default_factory=list)
     length: int = 0
     mask: torch.Tensor | None = None
+
+    def reserve(self, total_length: int) -> None:
+        """Preallocate every growing buffer for `total_length` positions (generate knows it up front)."""
+        for block in self.blocks:
+            for layer_cache in block if isinstance(block, list) else [block]:
+                for buf in getattr(layer_cache, "__dict__", {}).values():
+                    if isinstance(buf, GrowingBuffer):
+                        buf.reserve(total_length)

@@ -44,22 +44,26 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1
     was_training = model.training
     model.eval()
     limit = _max_context(model)
+    B, T0 = idx.shape
+    out = idx.new_empty(B, T0 + max_new_tokens)  # preallocated: no concatenation per token
+    out[:, :T0] = idx
     try:
         cache = None
-        for _ in range(max_new_tokens):
+        for t in range(T0, T0 + max_new_tokens):
             with torch.no_grad():
+                context = out[:, :t] if limit is None else out[:, max(0, t - limit):t]
                 if not use_cache:
-                    context = idx if limit is None else idx[:, -limit:]
                     logits = model(context)[:, -1]
                 elif cache is None or (limit is not None and cache.length >= limit):
                     # (Re)start from the visible window: the first token, or a transformer at its position limit.
-                    context = idx if limit is None else idx[:, -limit:]
                     logits, cache = model.prefill(context)
                     logits = logits[:, -1]
+                    total = T0 + max_new_tokens if limit is None else min(limit, T0 + max_new_tokens)
+                    cache.reserve(total)  # preallocate every key/value buffer once
                 else:
-                    logits = model.decode_step(idx[:, -1:], cache)[:, -1]
+                    logits = model._decode(out[:, t - 1:t], cache)[:, -1]  # checked once, sampled in range since
                 nxt = sample_next(logits, temperature, top_k, generator)
-            idx = torch.cat([idx, nxt], dim=1)
+            out[:, t:t + 1] = nxt
             yield nxt
     finally:
         model.train(was_training)

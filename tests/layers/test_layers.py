@@ -164,3 +164,24 @@ def test_value_with_gamma_zero_has_no_nan_in_half_precision():
     for impl in ("fast", "reference"):
         cm.impl = impl
         assert torch.isfinite(cm(x)).all(), impl
+
+
+def test_pmem_cpu_dropout_drops_slots_shared_by_the_sequence():
+    # Fast path on CPU: SDPA without dropout over values scaled by a per-(batch, head, slot) keep mask.
+    torch.manual_seed(0)
+    cfg = CFG.replace(pmem_attn_dropout=0.25)
+    layer = PersistentMemory(cfg).double().train()
+    q = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(7)
+    y = layer.recall(q)
+    torch.manual_seed(7)
+    keep = (torch.rand(2, 3, cfg.pmem_size, 1) >= 0.25).to(torch.float64) / 0.75
+    mv = layer.scale()[:, None, None] * layer.value_bank
+    w = torch.softmax(q @ layer.key_bank.transpose(-1, -2), dim=-1)  # (2, 3, 9, P)
+    y_ref = w @ (mv * keep)
+    assert_close(y, y_ref, rtol=1e-10, what="forward")
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (q, layer.key_bank, layer.value_bank, layer.eta), g)
+    ref = torch.autograd.grad(y_ref, (q, layer.key_bank, layer.value_bank, layer.eta), g)
+    for a, b, name in zip(got, ref, ("q", "key_bank", "value_bank", "eta")):
+        assert_close(a, b, rtol=1e-10, what=f"grad {name}")

@@ -52,6 +52,34 @@ def test_value_at_t_is_never_read_at_t(impl):
     assert not torch.allclose(y[:, :, 7:], y2[:, :, 7:])
 
 
+# --- retrieval dropout on CPU: a per-key mask shared by all queries, applied to the values (ops.key_dropout) ---
+
+def test_cpu_dropout_is_reference_with_key_masked_values_forward_and_backward():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 17, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    p = 0.3
+    torch.manual_seed(5)
+    y = strict_past_retrieval(q, k, v, p, training=True)
+    torch.manual_seed(5)  # the same draw: keys 0..T-2 are the ones the shifted fast path reads
+    keep = (torch.rand(2, 3, 16, 1) >= p).to(torch.float64) / (1 - p)
+    assert 0 < (keep == 0).sum() < keep.numel()  # some, not all, dropped
+    v_masked = torch.cat([v[:, :, :-1] * keep, v[:, :, -1:]], dim=2)
+    y_ref = strict_past_retrieval_reference(q, k, v_masked)
+    assert_close(y, y_ref, rtol=1e-10, what="forward")
+    g = torch.randn_like(y)
+    for a, b, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
+        assert_close(a, b, rtol=1e-10, what=f"grad {name}")
+
+
+def test_cpu_dropout_is_unbiased_and_off_in_eval():
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 12, 4, dtype=torch.float64) for _ in range(3))
+    clean = strict_past_retrieval(q, k, v)
+    assert torch.equal(strict_past_retrieval(q, k, v, 0.5, training=False), clean)
+    mean = torch.stack([strict_past_retrieval(q, k, v, 0.2, training=True) for _ in range(4000)]).mean(0)
+    assert_close(mean, clean, rtol=0.05, what="mean over dropout draws")
+
+
 @pytest.mark.parametrize("T", [1, 2, 9])
 def test_key_mask_fast_matches_reference_forward_and_backward(T):
     # A padding mask (left pads in row 0, an interior hole in row 1): both paths agree, gradients included,

@@ -11,6 +11,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("--preset", default="small", help="model preset for all variants (default: small)")
     p.add_argument("--seq-lens", type=int, nargs="+", default=[256, 1024, 4096], help="training sequence lengths")
+    p.add_argument("--core-vocab", type=int, default=256,
+                   help="also train at this vocabulary (the core-only case; 0 skips it)")
+    p.add_argument("--core-seq-lens", type=int, nargs="+", default=[256, 1024], help="lengths of the core case")
     p.add_argument("--tokens-per-batch", type=int, default=2048)
     p.add_argument("--gen-contexts", type=int, nargs="+", default=[256, 1024, 4096], help="prompt lengths")
     p.add_argument("--gen-new-tokens", type=int, default=128)
@@ -38,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     args.device = str(parse_device(args.device))
-    cfg = BenchConfig(preset=args.preset, seq_lens=tuple(args.seq_lens), tokens_per_batch=args.tokens_per_batch,
+    cfg = BenchConfig(preset=args.preset, seq_lens=tuple(args.seq_lens), core_vocab=args.core_vocab or None,
+                      core_seq_lens=tuple(args.core_seq_lens), tokens_per_batch=args.tokens_per_batch,
                       gen_contexts=tuple(args.gen_contexts), gen_new_tokens=args.gen_new_tokens, repeats=args.repeats,
                       reference_max_len=args.reference_max_len, device=args.device, dtype=args.dtype,
                       skip=tuple(args.skip))
     if args.quick:
-        cfg = BenchConfig(preset="tiny", vocab_size=256, seq_lens=(64, 128), tokens_per_batch=256, gen_contexts=(32, 64),
+        cfg = BenchConfig(preset="tiny", vocab_size=256, seq_lens=(64, 128), core_vocab=64, core_seq_lens=(64,), tokens_per_batch=256, gen_contexts=(32, 64),
                           gen_new_tokens=16, uncached_max_tokens=16, repeats=3, warmup=1, device=args.device,
                           dtype=args.dtype, skip=tuple(args.skip))
     result = run_benchmarks(cfg)

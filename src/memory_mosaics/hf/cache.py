@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache
 
-from ..cache import GrowingBuffer, ModelCache
+from ..cache import DecodeConstants, GrowingBuffer, ModelCache
 
 
 def _select(obj, idx: torch.Tensor):
@@ -25,8 +25,8 @@ def _select(obj, idx: torch.Tensor):
         return obj
     if isinstance(obj, list):
         return [_select(o, idx) for o in obj]
-    if obj is None:
-        return None
+    if obj is None or isinstance(obj, DecodeConstants):  # per-layer constants: nothing batch-first inside
+        return obj
     for name, value in vars(obj).items():  # ContextMemoryCache, KVCache
         setattr(obj, name, _select(value, idx))
     return obj

@@ -15,11 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..cache import ContextMemoryCache, GrowingBuffer
+from ..cache import ContextMemoryCache, DecodeConstants, GrowingBuffer
 from ..config import MosaicConfig
 from ..ops.padding import masked_attention, zero_padding
 from ..ops.strict_past import strict_past_retrieval, strict_past_retrieval_reference
-from .heads import merge_heads
+from .heads import merge_heads, split_heads
 from .key_extractor import KeyExtractor
 from .value_extractor import ValueExtractor
 
@@ -34,10 +34,20 @@ class ContextMemory(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.impl = config.impl
 
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k̃, ṽ) = (W_φ x, W_ψ x), each (B, H, T, d_h). The fast path runs both as one GEMM over the weights
+        concatenated at compute time (the stored parameters stay two Linears); the reference runs two."""
+        if self.impl != "fast":
+            return self.key.project(x), self.value.project(x)
+        w = torch.cat([self.key.proj.weight, self.value.proj.weight])  # (2d, d)
+        k, v = F.linear(x, w).split(w.shape[0] // 2, dim=-1)
+        return split_heads(k, self.key.n_head), split_heads(v, self.value.n_head)
+
     def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The per-head keys and values this layer stores for input x (B, T, d): (k, k, v), each (B, H, T, d_h)."""
-        k = self.key(x)
-        return k, k, self.value(x)
+        k_raw, v_raw = self.project(x)
+        k = self.key.finish(self.key.average(k_raw))
+        return k, k, self.value.from_projection(v_raw)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = self.read(zero_padding(x, mask))
@@ -50,19 +60,29 @@ class ContextMemory(nn.Module):
         """Forward over a prompt x (B, T, d) in one parallel pass, returning the output and the cache.
         With a (left-padding) mask the states start at the first real token; pad keys stay stored but unread."""
         x = zero_padding(x, mask)
-        k, key_state = self.key.prefill(x)
-        v_raw = self.value.project(x)
+        k_raw, v_raw = self.project(x)
+        kbar = self.key.average(k_raw)
+        k, key_state = self.key.finish(kbar), kbar[:, :, -1:]
         v = self.value.from_projection(v_raw)
         y = strict_past_retrieval(k, k, v, key_mask=mask)
-        cache = ContextMemoryCache(key_state, GrowingBuffer(k), GrowingBuffer(v[:, :, :-1]), v_raw[:, :, -1:])
+        cache = ContextMemoryCache(key_state, GrowingBuffer(k), GrowingBuffer(v[:, :, :-1]), v_raw[:, :, -1:],
+                                   self.decode_constants(x.dtype))
         return self.c_proj(merge_heads(y)), cache
+
+    def decode_constants(self, dtype: torch.dtype) -> DecodeConstants:
+        lam, key_scale = self.key.decode_constants(dtype)
+        gamma = self.value.gamma.to(dtype).view(-1, 1, 1) if self.value.peek else None
+        weight = torch.cat([self.key.proj.weight, self.value.proj.weight])  # (2d, d): one GEMM per token
+        return DecodeConstants(weight, lam, key_scale, gamma, self.value.scale().to(dtype))
 
     def step(self, x_t: torch.Tensor, cache: ContextMemoryCache, mask: torch.Tensor | None = None) -> torch.Tensor:
         """One new position x_t (B, 1, d): complete the pending value, read the past, store this position.
         mask (B, t+1), optional: which positions 0..t are real (a stored pad is never read)."""
-        q, cache.key_state = self.key.step(x_t, cache.key_state)
-        v_raw = self.value.project(x_t)
-        cache.values.append(self.value.mix(cache.pending, v_raw))  # v_{t-1} now that x_t is known
+        c = cache.consts if cache.consts is not None else self.decode_constants(x_t.dtype)
+        k_raw, v_raw = F.linear(x_t, c.weight).split(c.weight.shape[0] // 2, dim=-1)
+        k_raw, v_raw = split_heads(k_raw, self.key.n_head), split_heads(v_raw, self.key.n_head)
+        q, cache.key_state = self.key.step_projected(k_raw, cache.key_state, c.key_decay, c.key_scale)
+        cache.values.append(self.value.mix_with(cache.pending, v_raw, c.gamma, c.value_scale))  # v_{t-1}: x_t known
         if mask is None:
             y = F.scaled_dot_product_attention(q, cache.keys.view(), cache.values.view(), scale=1.0)  # reads j < t
         else:

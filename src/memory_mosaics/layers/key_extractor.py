@@ -86,3 +86,22 @@ class KeyExtractor(nn.Module):
         if self.leaky:
             k = leaky_average_step(state, k, self.decay_rate())
         return self.finish(k), k
+
+    def decode_constants(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(λ as (H, 1, 1), or None when the leaky average is off; the scale (H,)): the per-head values a decoding
+        step needs, computed once per `generate` call instead of once per token."""
+        lam = None
+        if self.leaky:
+            wide = torch.promote_types(dtype, torch.float32)
+            lam = torch.exp(-self.decay_rate().to(wide)).to(dtype).view(-1, 1, 1)
+        return lam, self.scale().to(dtype)
+
+    def step_projected(self, k: torch.Tensor, state: torch.Tensor | None, lam: torch.Tensor | None,
+                       scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`step` from k̃_t = W_φ x_t (B, H, 1, d_h) and `decode_constants`: the same arithmetic as
+        leaky_average_step + finish. Returns (k_t, k̄_t)."""
+        if lam is not None and state is not None:
+            k = k + lam * state
+        if self.normalize:
+            return scaled_l2_normalize(k, scale), k
+        return per_head(scale, k) * k, k

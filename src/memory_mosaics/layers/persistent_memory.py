@@ -17,10 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import DecodeConstants, PersistentMemoryCache
 from ..config import MosaicConfig
 from ..ops.padding import zero_padding
-from ..ops.retrieval import retrieve
-from .heads import merge_heads
+from ..ops.retrieval import key_dropout, retrieve
+from .heads import merge_heads, split_heads
 from .key_extractor import KeyExtractor
 
 
@@ -49,9 +50,10 @@ class PersistentMemory(nn.Module):
         mv = self.scale().to(q.dtype)[:, None, None] * self.value_bank.to(q.dtype)  # (H, P, d_h)
         if self.impl == "fast":
             B = q.shape[0]  # expand is a view: the banks are not copied per batch element
-            return F.scaled_dot_product_attention(
-                q, mk.expand(B, -1, -1, -1), mv.expand(B, -1, -1, -1), dropout_p=p, scale=1.0
-            )
+            mv = mv.expand(B, -1, -1, -1)
+            if p > 0.0 and not q.is_cuda:  # CPU: slot dropout shared by a sequence's queries (ops.key_dropout)
+                mv, p = key_dropout(mv, p), 0.0
+            return F.scaled_dot_product_attention(q, mk.expand(B, -1, -1, -1), mv, dropout_p=p, scale=1.0)
         if p > 0.0:
             return F.dropout(torch.softmax(q @ mk.transpose(-1, -2), dim=-1), p=p) @ mv
         return retrieve(q, mk, mv)
@@ -63,10 +65,23 @@ class PersistentMemory(nn.Module):
         return self._read(self.query(zero_padding(x, mask)))
 
     # --- cached decoding (generation.py): the only state is the query's leaky average ---
-    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, PersistentMemoryCache]:
         q, state = self.query.prefill(zero_padding(x, mask))
-        return self._read(q), state
+        return self._read(q), PersistentMemoryCache(state, self.decode_constants(x.dtype))
 
-    def step(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, state = self.query.step(x_t, state)
-        return self._read(q), state
+    def decode_constants(self, dtype: torch.dtype) -> DecodeConstants:
+        """The query's constants and the banks as SDPA reads them, α already in M_v: once per generate call."""
+        lam, scale = self.query.decode_constants(dtype)
+        mk = self.key_bank.to(dtype)[None].contiguous()  # (1, H, P, d_h)
+        mv = (self.scale().to(dtype)[:, None, None] * self.value_bank.to(dtype))[None]
+        return DecodeConstants(self.query.proj.weight, lam, scale, bank_k=mk, bank_v=mv)
+
+    def step(self, x_t: torch.Tensor, cache: PersistentMemoryCache) -> tuple[torch.Tensor, PersistentMemoryCache]:
+        """One position x_t (B, 1, d). Eval-mode read (no retrieval dropout), as decoding always is."""
+        c = cache.consts
+        k = split_heads(F.linear(x_t, c.weight), self.query.n_head)
+        q, cache.state = self.query.step_projected(k, cache.state, c.key_decay, c.key_scale)
+        B = q.shape[0]
+        y = F.scaled_dot_product_attention(q, c.bank_k.expand(B, -1, -1, -1), c.bank_v.expand(B, -1, -1, -1),
+                                           scale=1.0)
+        return self.resid_dropout(self.c_proj(merge_heads(y))), cache

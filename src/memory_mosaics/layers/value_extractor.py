@@ -38,11 +38,18 @@ class ValueExtractor(nn.Module):
 
     def mix(self, v_now: torch.Tensor, v_next: torch.Tensor | None) -> torch.Tensor:
         """v = α·Norm((1-γ) ṽ_next + γ ṽ_now). v_next=None means the next input is unknown (or peek is off)."""
+        gamma = per_head(self.gamma.to(v_now.dtype), v_now) if self.peek else None
+        return self.mix_with(v_now, v_next, gamma, self.scale())
+
+    @staticmethod
+    def mix_with(v_now: torch.Tensor, v_next: torch.Tensor | None, gamma: torch.Tensor | None,
+                 scale: torch.Tensor) -> torch.Tensor:
+        """`mix` with γ (viewed to broadcast over v_now; None when peek is off) and α (H,) given: decoding
+        computes them once per `generate` call."""
         v = v_now
-        if self.peek:
-            g = per_head(self.gamma.to(v_now.dtype), v_now)
-            v = g * v_now if v_next is None else v_next + g * (v_now - v_next)
-        return scaled_l2_normalize(v, self.scale())
+        if gamma is not None:
+            v = gamma * v_now if v_next is None else v_next + gamma * (v_now - v_next)
+        return scaled_l2_normalize(v, scale)
 
     def from_projection(self, v: torch.Tensor) -> torch.Tensor:
         """ṽ (B, H, T, d_h) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0."""

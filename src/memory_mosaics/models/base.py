@@ -74,6 +74,10 @@ class CausalLM(nn.Module):
         if idx.shape[1] != 1:
             raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
         self.check_length(cache.length + 1)
+        return self._decode(idx, cache)
+
+    def _decode(self, idx: torch.Tensor, cache: ModelCache) -> torch.Tensor:
+        """decode_step without the input checks: for `generate`, whose tokens are sampled in range."""
         if cache.mask is not None:  # the new token is real
             cache.mask = torch.cat([cache.mask, cache.mask.new_ones(idx.shape[0], 1)], dim=1)
         x = self.embed(idx, cache.length, cache.mask)

@@ -56,3 +56,17 @@ def retrieval_weights(
 ) -> torch.Tensor:
     """The weights softmax(β qᵀk) themselves (rows that may read nothing are 0), for inspection."""
     return _softmax_weights(beta * (queries @ keys.transpose(-1, -2)), mask)
+
+
+def key_dropout(values: torch.Tensor, p: float) -> torch.Tensor:
+    """Retrieval dropout that keeps attention on a fused kernel: each stored pair (per batch element, head and
+    key) is dropped for *all* queries of the sequence, by scaling its value by m/(1-p), m ~ Bernoulli(1-p).
+
+    values: (B, H, Tk, Dv) -> same shape. Σ_j w_ij m_j v_j / (1-p) is dropout on the weights w_ij with the mask
+    shared along the query axis instead of drawn per (query, key): the same expectation and per-weight marginal,
+    but the mask is correlated across queries. Used by the fast paths on CPU, whose SDPA kernels cannot drop
+    weights (with dropout_p > 0 PyTorch falls back to materialising the T×T weights: ~3× slower there). The
+    reference paths (`impl="reference"`) and CUDA's fused kernels keep per-weight dropout."""
+    B, H, Tk, _ = values.shape
+    keep = torch.rand(B, H, Tk, 1, device=values.device) >= p
+    return values * (keep.to(values.dtype) / (1.0 - p))

@@ -14,6 +14,10 @@ predicts x_{t+1}; reading j = t would leak the target.
 
 Scores carry no 1/√d: the bandwidth is already in the keys (scale=1). q, k, v: (B, H, T, D).
 `key_mask` (B, T), optional: False at padding, whose keys are never read (ops/padding.py).
+
+Retrieval dropout in the fast path: on CUDA, SDPA's own per-weight dropout; on CPU, `key_dropout` (the mask
+shared by all queries of a sequence, see ops/retrieval.py), because CPU SDPA with dropout leaves its fused kernel.
+The reference (and the padded path) keep per-weight dropout.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .padding import masked_attention
-from .retrieval import retrieval_weights
+from .retrieval import key_dropout, retrieval_weights
 
 
 def strict_past_mask(t_q: int, t_k: int | None = None, device=None, offset: int = 0) -> torch.Tensor:
@@ -61,8 +65,13 @@ def strict_past_retrieval(
         return masked_attention(q, k, v, allowed, dropout_p if training else 0.0, scale=1.0)
     if T == 1:
         return torch.zeros_like(v)
+    p = dropout_p if training else 0.0
+    v_read = v[:, :, :-1]
+    if p > 0.0 and not q.is_cuda:
+        v_read, p = key_dropout(v_read, p), 0.0
     y = F.scaled_dot_product_attention(
-        q[:, :, 1:], k[:, :, :-1], v[:, :, :-1],
-        dropout_p=dropout_p if training else 0.0, is_causal=True, scale=1.0,
+        q[:, :, 1:], k[:, :, :-1], v_read, dropout_p=p, is_causal=True, scale=1.0
     )  # (B, H, T-1, D): row i is position i+1
-    return F.pad(y, (0, 0, 1, 0))  # position 0 reads nothing
+    # Position 0 reads nothing. Padded in (B, T, H, D) order — SDPA's output layout — so the caller's merge_heads
+    # is a view, not another copy.
+    return F.pad(y.transpose(1, 2), (0, 0, 0, 0, 1, 0)).transpose(1, 2)
