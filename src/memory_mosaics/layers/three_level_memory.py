@@ -143,14 +143,17 @@ class ContextMemoryV2(nn.Module):
         ys = [self.memories[name](x, *lag) for name, lag in self.lags().items()]
         return self.resid_dropout(self._out(ys))
 
-    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    # The cache is a list (one ContextMemoryCache per memory, in `self.memories` order): beam search reorders lists.
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
         self._no_padding(mask)
-        ys, caches = [], {}
+        ys, caches = [], []
         for name, lag in self.lags().items():
-            y, caches[name] = self.memories[name].prefill(x, *lag)
+            y, cache = self.memories[name].prefill(x, *lag)
             ys.append(y)
+            caches.append(cache)
         return self._out(ys), caches
 
-    def step(self, x_t: torch.Tensor, cache: dict, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, x_t: torch.Tensor, cache: list, mask: torch.Tensor | None = None) -> torch.Tensor:
         self._no_padding(mask)
-        return self._out([self.memories[name].step(x_t, cache[name], *lag) for name, lag in self.lags().items()])
+        return self._out([self.memories[name].step(x_t, c, *lag)
+                          for (name, lag), c in zip(self.lags().items(), cache)])
