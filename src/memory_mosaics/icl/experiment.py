@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from ..jsonsafe import dumps
+from ..processes import run_parallel
 from . import report
 from .models import build_icl_model
 from .train import Budget, regbench_budget, train_regbench, train_stream
@@ -153,23 +153,9 @@ def run_compare(args) -> dict:
     threads = 1 if jobs > 1 else args.threads
     print(f"mosaic icl --compare: {args.task}, {len(runs)} runs, {jobs} in parallel x {threads} thread(s)", flush=True)
     t0 = time.time()
-    pending, active = list(runs), []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    while pending or active:
-        while pending and len(active) < jobs:
-            name, model, layers = pending.pop(0)
-            active.append((name, subprocess.Popen(_child_argv(args, model, layers, out / name, threads, name),
-                                                  env=env)))
-        time.sleep(0.5)
-        for item in list(active):
-            if item[1].poll() is not None:
-                active.remove(item)
-                if item[1].returncode != 0:
-                    for _, p in active:
-                        p.terminate()
-                    from ..cli import UserError
-
-                    raise UserError(f"run '{item[0]}' failed with exit status {item[1].returncode} (its log is above)")
+    run_parallel([(name, _child_argv(args, model, layers, out / name, threads, name)) for name, model, layers in runs],
+                 jobs, env)
     results = {name: json.loads((out / name / "results.json").read_text()) for name, _, _ in runs}
     if args.task == "regbench":
         from .metrics import score_distributions

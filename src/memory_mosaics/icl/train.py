@@ -180,10 +180,11 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
 
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                 log=print) -> dict:
+                 log=print, device: str | torch.device | None = None, time_limit_s: float | None = None) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
-    stream has no overfitting to select against)."""
+    stream has no overfitting to select against). Batches go to `device` (the model must already be there).
+    time_limit_s: stop (after a last evaluation) once training has taken this long; `steps` reports the steps done."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
@@ -191,11 +192,12 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     t0 = time.time()
     model.train()
     for step in range(budget.steps):
-        x, y = (torch.from_numpy(a) for a in sample(rng))
+        x, y = (torch.from_numpy(a).to(device) for a in sample(rng))  # device None: stays on the CPU
         lr = lr_at(step, budget)
         loss = train_step(model, opt, x, y, lr, grad_clip)
         history.append(dict(step=step + 1, loss=loss, lr=lr))
-        if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
+        out_of_time = time_limit_s is not None and time.time() - t0 > time_limit_s
+        if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps or out_of_time:
             model.eval()
             with torch.no_grad():
                 m = evaluate(model)
@@ -203,6 +205,9 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
             evals.append(dict(step=step + 1, **m))
             log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  test acc {m['accuracy']:.4f}  "
                 f"{time.time() - t0:6.0f}s")
+        if out_of_time:
+            log(f"  time limit {time_limit_s:g}s reached after {step + 1} of {budget.steps} steps")
+            break
     final = evals[-1]
-    return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=budget.steps, budget=asdict(budget),
+    return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(history), budget=asdict(budget),
                 grad_clip=grad_clip, train_seconds=time.time() - t0, history=history, evals=evals)
