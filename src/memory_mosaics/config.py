@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Optional
 
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
+POSITIONS = ("learned", "rotary", "none")
 
 
 class ConfigError(ValueError):
@@ -119,6 +120,15 @@ class MosaicConfig(_Config):
     # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
     impl: str = "fast"
     scan_chunk: int = 64
+    # Memory Mosaics v2 switches (docs/long_context.md). The defaults are v1: with all of them off the model is v1's,
+    # parameter for parameter and logit for logit.
+    adaptive_bandwidth: bool = False  # β = β₁·n^α + β₀ per head, n = number of pairs the query reads
+    key_gate: bool = False  # gated keys: k̄_t = g_t W_φx_t + λ_t k̄_{t-1}, g = exp(W_g x), λ = exp(-|W_λ x|)
+    short_window: int = 0  # h ≥ 2: short-term memory over j ∈ [t-h+1, t-1]; 0: v1's one memory over j ≤ t-1
+    long_offset: int = 0  # m ≥ 1: long-term memory over j ≤ t-m (m used at inference); 0: no long-term memory
+    long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
+    long_offset_max: int = 0
+    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (architecture.md §14.3)
 
     model_type: ClassVar[str] = "mosaic"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -135,6 +145,15 @@ class MosaicConfig(_Config):
         "tiny": dict(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32, pmem_size=112,
                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
     }
+    # Memory Mosaics v2: small's dimensions with windows scaled to a 256-token training context (the paper's h = 256,
+    # m ~ U[64, 256] at context 4096, m = 64 at inference) and the paper's "small" model (P = 7168 gives SwiGLU d' =
+    # 6144; its tokenizer is not confirmed, so the vocabulary stays GPT-2's).
+    V2_SWITCHES: ClassVar[dict[str, Any]] = dict(adaptive_bandwidth=True, key_gate=True, ffn="swiglu", v2_init=True)
+    PRESETS["small-v2"] = dict(PRESETS["small"], **V2_SWITCHES, short_window=64, long_offset=16, long_offset_min=16,
+                               long_offset_max=64)
+    PRESETS["paper-v2"] = dict(vocab_size=50304, block_size=4096, n_layer=24, n_head=16, n_embd=2048, pmem_size=7168,
+                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, **V2_SWITCHES,
+                               short_window=256, long_offset=64, long_offset_min=64, long_offset_max=256)
 
     def __post_init__(self) -> None:
         if self.cmem_attn_dropout is None:
@@ -150,6 +169,24 @@ class MosaicConfig(_Config):
             raise ConfigError(f"impl must be one of {IMPLS}, got {self.impl!r}")
         if not isinstance(self.scan_chunk, int) or self.scan_chunk < 2:
             raise ConfigError(f"scan_chunk must be an integer ≥ 2, got {self.scan_chunk!r}")
+        self._validate_v2()
+
+    def _validate_v2(self) -> None:
+        for name in ("short_window", "long_offset", "long_offset_min", "long_offset_max"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be an integer ≥ 0, got {value!r}")
+        if self.short_window == 1:
+            raise ConfigError("short_window must be 0 (off) or ≥ 2: window h reads j ∈ [t-h+1, t-1], empty for h = 1")
+        lo, hi = self.long_offset_min, self.long_offset_max
+        if (lo or hi) and not (self.long_offset and 1 <= lo <= hi):
+            raise ConfigError(f"long_offset_min/max must satisfy 1 ≤ min ≤ max with long_offset ≥ 1 (the inference "
+                              f"offset), got min={lo}, max={hi}, long_offset={self.long_offset}")
+
+    @property
+    def uses_v2_memory(self) -> bool:
+        """True when a v2 context-memory switch is on (layers/three_level_memory.py replaces v1's ContextMemory)."""
+        return bool(self.adaptive_bandwidth or self.key_gate or self.short_window or self.long_offset)
 
     @property
     def ffn_hidden(self) -> int:
@@ -168,6 +205,10 @@ class TransformerConfig(_Config):
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.05  # on the embedding sum, attention probabilities and residual outputs
+    # "learned": GPT-2's position table (inputs ≤ block_size); "rotary": RoPE on queries and keys (no table, any
+    # length; ops/rotary.py); "none": no position information at all (causal attention alone; any length).
+    positions: str = "learned"
+    rope_base: float = 10000.0
 
     model_type: ClassVar[str] = "transformer"
     # Mirrors MosaicConfig's presets at matched parameter count (same width, heads and depth).
@@ -178,6 +219,12 @@ class TransformerConfig(_Config):
 
     def __post_init__(self) -> None:
         self._validate_common()
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.positions == "rotary" and self.head_dim % 2:
+            raise ConfigError(f"rotary positions need an even head dimension, got {self.head_dim}")
+        if not self.rope_base > 1.0:
+            raise ConfigError(f"rope_base must be > 1, got {self.rope_base!r}")
 
 
 CONFIGS: dict[str, type[_Config]] = {"mosaic": MosaicConfig, "transformer": TransformerConfig}

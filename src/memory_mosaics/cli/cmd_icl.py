@@ -10,6 +10,8 @@ trains both (in --jobs parallel processes) and prints a table beside the publish
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import replace
 
@@ -24,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 def run(cfg: IclConfig) -> int:
     from ..icl.experiment import compare_runs, run_icl, summarize_compare
-    from .launch import run_children
+    from ..processes import run_parallel
 
     if not cfg.compare:
         run_icl(cfg)
@@ -35,7 +37,9 @@ def run(cfg: IclConfig) -> int:
     print(f"mosaic icl --compare: {cfg.task}, {len(children)} runs, {jobs} in parallel x {threads} thread(s)",
           flush=True)
     t0 = time.time()
-    run_children([(name, ["icl", *to_argv(replace(child, threads=threads, progress=child.progress and jobs == 1))])
-                  for name, child in children], jobs, threads)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    run_parallel([(name, [sys.executable, "-m", "memory_mosaics.cli", "icl",
+                          *to_argv(replace(child, threads=threads, progress=child.progress and jobs == 1))])
+                  for name, child in children], jobs, env)
     summarize_compare(cfg, t0)
     return 0

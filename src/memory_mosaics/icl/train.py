@@ -98,8 +98,8 @@ def _loss(model, x, y):
     return masked_ce(model(x), y)
 
 
-def _on(device, arrays):
-    return (torch.from_numpy(a).to(device) for a in arrays)
+def _on(device, arrays):  # device None: stays on the CPU
+    return (torch.from_numpy(a).to(device or "cpu") for a in arrays)
 
 
 @torch.no_grad()
@@ -180,10 +180,11 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
 
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                 log=print, device="cpu", progress: bool = False) -> dict:
+                 log=print, device="cpu", progress: bool = False, time_limit_s: float | None = None) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
-    stream has no overfitting to select against)."""
+    stream has no overfitting to select against). Batches go to `device` (the model must already be there).
+    time_limit_s: stop (after a last evaluation) once training has taken this long; `steps` reports the steps done."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
@@ -191,7 +192,8 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     t0 = time.time()
 
     def after_step(step, record):
-        if step % budget.eval_every == 0 or step == budget.steps:
+        out_of_time = time_limit_s is not None and time.time() - t0 > time_limit_s
+        if step % budget.eval_every == 0 or step == budget.steps or out_of_time:
             model.eval()
             with torch.no_grad():
                 m = evaluate(model)
@@ -199,10 +201,14 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
             evals.append(dict(step=step, **m))
             log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  test acc {m['accuracy']:.4f}  "
                 f"{time.time() - t0:6.0f}s")
+        if out_of_time:
+            log(f"  time limit {time_limit_s:g}s reached after {step} of {budget.steps} steps")
+            return True  # stop
+        return False
 
     history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget),
                   batch=lambda step: _on(device, sample(rng)), loss=_loss, grad_clip=grad_clip or 0.0,
                   after_step=after_step, progress=progress)
     final = evals[-1]
-    return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=budget.steps, budget=asdict(budget),
+    return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(history), budget=asdict(budget),
                 grad_clip=grad_clip, train_seconds=time.time() - t0, history=history, evals=evals)

@@ -21,6 +21,8 @@ import torch.nn as nn
 from ..config import MosaicConfig
 from ..layers import MLP, ContextMemory, KeyExtractor, PersistentMemory, SwiGLU, ValueExtractor, set_impl
 from ..layers.reparam import stored
+from ..layers.three_level_memory import ContextMemoryV2, WindowedMemory
+from ..layers.v2_init import v2_init_
 from .base import CausalLM
 
 
@@ -28,7 +30,7 @@ class MosaicBlock(nn.Module):
     def __init__(self, config: MosaicConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=False)
-        self.cmem = ContextMemory(config)
+        self.cmem = ContextMemoryV2(config) if config.uses_v2_memory else ContextMemory(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=False)
         if config.ffn == "pmem":
             self.pmem = PersistentMemory(config)
@@ -96,6 +98,11 @@ class MemoryMosaic(CausalLM):
                     module.gamma.uniform_(0.0, 1.0)
                 module.eta.fill_(stored(-0.5))
         nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
+        for module in self.modules():  # v2 memories (absent in v1) own their extra scalars
+            if isinstance(module, WindowedMemory):
+                module.reset_parameters()
+        if c.v2_init:
+            v2_init_(self)
 
     def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Token embedding only: no positional encoding, so `start` plays no part."""

@@ -3,6 +3,8 @@
 Learned absolute positions, pre-LN, causal softmax attention with 1/√d_h, GELU MLP of width 4d, no biases,
 tied embeddings, no logit scaling. Init N(0, 0.02); c_proj N(0, 0.02/√(2·n_layer)). Dropout on the
 embedding sum, the attention probabilities and the residual outputs.
+`positions="rotary"` drops the table for rotary embeddings on q and k (ops/rotary.py) and `"none"` uses no positions:
+both accept any length (the long-context baselines, docs/long_context.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..config import TransformerConfig
 from ..layers import MLP
 from ..layers.heads import merge_heads, split_heads
 from ..ops.padding import masked_attention
+from ..ops.rotary import apply_rotary, rotary_angles
 from .base import CausalLM
 
 
@@ -29,10 +32,23 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.rotary, self.rope_base = config.positions == "rotary", config.rope_base
 
-    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def qkv(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """positions (T,) or (B, T): the tokens' positions, used by rotary embeddings only."""
         q, k, v = self.c_attn(x).split(x.shape[-1], dim=2)
-        return split_heads(q, self.n_head), split_heads(k, self.n_head), split_heads(v, self.n_head)
+        q, k, v = split_heads(q, self.n_head), split_heads(k, self.n_head), split_heads(v, self.n_head)
+        if self.rotary:
+            cos, sin = rotary_angles(positions, q.shape[-1], self.rope_base)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return q, k, v
+
+    @staticmethod
+    def positions(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Positions of x's T tokens from 0: (T,), or (B, T) counting real tokens only under a padding mask."""
+        if mask is None:
+            return torch.arange(x.shape[1], device=x.device)
+        return (mask.long().cumsum(-1) - 1).clamp_min(0)
 
     def attend(self, q, k, v, mask: torch.Tensor | None, dropout_p: float = 0.0) -> torch.Tensor:
         """Causal attention; mask (B, T), optional, False at padding, whose keys are never read."""
@@ -43,18 +59,19 @@ class CausalSelfAttention(nn.Module):
         return masked_attention(q, k, v, causal & mask.bool()[:, None, None, :], dropout_p)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = self.qkv(x)
+        q, k, v = self.qkv(x, self.positions(x, mask))
         y = self.attend(q, k, v, mask, self.attn_dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(merge_heads(y)))
 
     def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
-        q, k, v = self.qkv(x)
+        q, k, v = self.qkv(x, self.positions(x, mask))
         y = self.attend(q, k, v, mask)
         return self.c_proj(merge_heads(y)), KVCache(GrowingBuffer(k), GrowingBuffer(v))
 
     def step(self, x_t: torch.Tensor, cache: KVCache, mask: torch.Tensor | None = None) -> torch.Tensor:
         """mask (B, t+1), optional: which positions 0..t are real (the new token t always is)."""
-        q, k, v = self.qkv(x_t)
+        t = torch.tensor([len(cache.keys)], device=x_t.device) if mask is None else mask.long().sum(-1, keepdim=True) - 1
+        q, k, v = self.qkv(x_t, t)
         cache.keys.append(k)
         cache.values.append(v)
         attn_mask = None if mask is None else mask.bool()[:, None, None, :]
@@ -89,7 +106,8 @@ class Transformer(CausalLM):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        if config.positions == "learned":  # rotary / none: no table (generation.py reads a missing wpe as unbounded)
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=False)
@@ -109,14 +127,17 @@ class Transformer(CausalLM):
         return self.config.block_size
 
     def check_length(self, T: int) -> None:
-        if T > self.config.block_size:
+        if self.config.positions == "learned" and T > self.config.block_size:
             raise ValueError(
                 f"sequence length {T} exceeds the transformer's position table (block_size={self.config.block_size})"
             )
 
     def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Token plus learned position embeddings for positions start .. start+T-1. With a padding mask (B, ≥ start+T)
-        a row's positions count its real tokens only, so a left-padded prompt starts at position 0."""
+        a row's positions count its real tokens only, so a left-padded prompt starts at position 0. Without a table
+        (rotary / none) the token embedding alone."""
+        if not hasattr(self, "wpe"):
+            return self.wte(idx)
         if mask is None:
             return self.wte(idx) + self.wpe(torch.arange(start, start + idx.shape[1], device=idx.device))
         pos = (mask.long().cumsum(-1) - 1).clamp_min(0)[:, start:start + idx.shape[1]]  # (B, T)

@@ -53,8 +53,8 @@ def fit(model, optimizer, *, steps: int, lr_at: Callable[[int], float], batch: C
         loss: Callable, grad_clip: float = 0.0, after_step: Callable[[int, dict], None] | None = None,
         progress: bool = False) -> list[dict]:
     """Train for `steps` optimizer steps: at step s (0-based) set the learning rate lr_at(s), draw batch(s) ->
-    (x, y), minimise loss(model, x, y); after_step(s + 1, record) may evaluate or log. Returns the per-step
-    records {step, loss, lr}."""
+    (x, y), minimise loss(model, x, y); after_step(s + 1, record) may evaluate or log, and returns True to stop
+    early. Returns the per-step records {step, loss, lr}."""
     history = []
     bar = progress_bar(steps, progress)
     model.train()
@@ -64,9 +64,9 @@ def fit(model, optimizer, *, steps: int, lr_at: Callable[[int], float], batch: C
         xy = tuple(batch(step))
         (value,) = optimizer_step(model, optimizer, lambda _, xy=xy: loss(model, *xy), grad_clip=grad_clip)
         history.append(dict(step=step + 1, loss=value.item(), lr=lr))
-        if after_step is not None:
-            after_step(step + 1, history[-1])
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", refresh=False)
         bar.update(1)
+        if after_step is not None and after_step(step + 1, history[-1]):
+            break  # the task asked to stop early (e.g. a time limit)
     bar.close()
     return history

@@ -1,0 +1,257 @@
+"""The long-context benchmark: train each model on multi-key retrieval at `train_len`, score it at longer lengths.
+
+    from memory_mosaics.longctx import LongContextConfig, run_longctx
+    summary = run_longctx(LongContextConfig(out="runs/longctx", steps=300, device="cuda", jobs=3))
+
+Six models at one width/depth (`MODELS`): Memory Mosaic v1; v2 (adaptive bandwidth, gated keys, short-term window h,
+long-term memory with m ~ U[m_lo, m_hi] in training and m = m_lo at inference, SwiGLU persistent memory, v2 init);
+v2 without long-term memory; v2 with m fixed at m_lo in training; the GPT-2 transformer (learned positions: past
+train_len its input is cropped to the last train_len tokens, as `generate` does, marked "cropped"); the transformer
+with rotary positions. Training reuses the ICL stream loop (icl/train.py: AdamW, warm-up + cosine, grad clip 1.0,
+same data stream for every model); every model is scored on the same test examples.
+Writes `<out>/<model>/result.json` per model and `<out>/longctx.json`, `<out>/table.md`, `<out>/longctx.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import MosaicConfig, TransformerConfig
+from ..models import MemoryMosaic, Transformer
+from ..processes import run_parallel
+from . import task as T
+
+MODELS = ("v1", "v2", "v2-no-long", "v2-fixed-m", "gpt2", "rotary")
+
+
+@dataclass
+class LongContextConfig:
+    out: str = field(default="", metadata={"help": "output folder"})
+    models: tuple[str, ...] = field(default=MODELS, metadata={"help": f"models to run, of {', '.join(MODELS)}"})
+    data: str = field(default="../shared/data/tinystories_train_head.txt", metadata={"help": "filler stories"})
+    train_len: int = field(default=256, metadata={"help": "training context (tokens = bytes)"})
+    eval_lens: tuple[int, ...] = field(default=(256, 512, 1024, 2048), metadata={"help": "evaluation lengths"})
+    depths: tuple[float, ...] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
+                                      metadata={"help": "relative depths of the asked fact (0 = first token)"})
+    n_keys: int = field(default=4, metadata={"help": "facts per context: 1 asked + n_keys-1 distractors"})
+    lm_loss: bool = field(default=False, metadata={
+        "help": "train on every next token (language modelling), not only the answer digits; scoring is unchanged"})
+    n_eval: int = field(default=64, metadata={"help": "test examples per (length, depth)"})
+    steps: int = field(default=300, metadata={"help": "training steps (the schedule's length)"})
+    time_limit: Optional[float] = field(default=None, metadata={
+        "help": "stop each model's training after this many seconds (GPU script: fits a fixed budget)"})
+    batch_size: int = field(default=32, metadata={"help": "training sequences per step"})
+    lr: float = field(default=2e-3, metadata={"help": "peak learning rate (warm-up over 10 percent of the steps, cosine to lr/10)"})
+    n_layer: int = field(default=2, metadata={"help": "blocks (every model)"})
+    n_head: int = field(default=4, metadata={"help": "heads (every model)"})
+    n_embd: int = field(default=128, metadata={"help": "width (every model; P-mem 3.5·d, SwiGLU matched)"})
+    short_window: int = field(default=64, metadata={"help": "v2 short-term window h"})
+    long_offset_min: int = field(default=16, metadata={"help": "v2 m_lo (also the inference offset, and fixed m)"})
+    long_offset_max: int = field(default=64, metadata={"help": "v2 m_hi"})
+    eval_batch: int = field(default=16, metadata={"help": "sequences per evaluation forward"})
+    seed: int = field(default=0, metadata={"help": "training seed (init and data stream)"})
+    device: str = field(default="cpu", metadata={"help": "cpu | cuda | auto"})
+    jobs: int = field(default=1, metadata={"help": "models trained in parallel processes (CUDA: share one GPU)"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads per process"})
+
+    def __post_init__(self) -> None:
+        for name in ("train_len", "n_keys", "n_eval", "steps", "batch_size", "n_layer", "n_head", "n_embd",
+                     "short_window", "long_offset_min", "long_offset_max", "eval_batch", "jobs", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        self.models, self.eval_lens, self.depths = tuple(self.models), tuple(self.eval_lens), tuple(self.depths)
+        bad = [m for m in self.models if m not in MODELS]
+        if bad or not self.models:
+            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join(MODELS)}")
+        if not self.eval_lens or min(self.eval_lens) < 1:
+            raise ValueError(f"eval_lens must be positive lengths, got {self.eval_lens}")
+        if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
+            raise ValueError(f"depths must lie in [0, 1], got {self.depths}")
+        if not 1 <= self.n_keys <= len(T.NAMES):
+            raise ValueError(f"n_keys must be in [1, {len(T.NAMES)}], got {self.n_keys}")
+        shortest = T.min_length(self.n_keys)
+        if min(self.train_len, *self.eval_lens) < shortest:
+            raise ValueError(f"train_len and eval_lens must be ≥ {shortest} for {self.n_keys} facts and the question")
+        if self.long_offset_min > self.long_offset_max:
+            raise ValueError("long_offset_min must be ≤ long_offset_max")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+def model_config(name: str, cfg: LongContextConfig) -> MosaicConfig | TransformerConfig:
+    """The config of one of the six models (vocabulary: bytes; no dropout)."""
+    common = dict(vocab_size=T.VOCAB, block_size=cfg.train_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                  n_embd=cfg.n_embd, dropout=0.0)
+    if name in ("gpt2", "rotary"):
+        return TransformerConfig(**common, positions="learned" if name == "gpt2" else "rotary")
+    mm = dict(common, pmem_size=round(3.5 * cfg.n_embd), cmem_attn_dropout=0.0, pmem_attn_dropout=0.0)
+    if name == "v1":
+        return MosaicConfig(**mm)
+    lo, hi = cfg.long_offset_min, cfg.long_offset_max
+    v2 = dict(mm, **MosaicConfig.V2_SWITCHES, short_window=cfg.short_window, long_offset=lo, long_offset_min=lo,
+              long_offset_max=hi)
+    if name == "v2-no-long":
+        v2.update(long_offset=0, long_offset_min=0, long_offset_max=0)
+    elif name == "v2-fixed-m":
+        v2.update(long_offset_min=0, long_offset_max=0)  # m = long_offset = m_lo in training too
+    return MosaicConfig(**v2)
+
+
+def build(name: str, cfg: LongContextConfig):
+    c = model_config(name, cfg)
+    return MemoryMosaic(c) if isinstance(c, MosaicConfig) else Transformer(c)
+
+
+def _device(cfg: LongContextConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return torch.device(cfg.device)
+
+
+def load_filler(cfg: LongContextConfig) -> T.Filler:
+    from ..data.sources import load_documents
+
+    if not Path(cfg.data).exists():
+        raise FileNotFoundError(f"filler corpus not found: {cfg.data}")
+    return T.Filler.from_documents(load_documents(cfg.data))
+
+
+@torch.no_grad()
+def evaluate(model, filler: T.Filler, cfg: LongContextConfig, device, lengths=None, depths=None) -> dict:
+    """Exact-match accuracy {length: {depth: acc}} on fixed test examples (the same for every model).
+    A learned-position transformer past its table sees the last train_len tokens (`cropped`)."""
+    was = model.training
+    model.eval()
+    limit = cfg.train_len if getattr(model.config, "positions", None) == "learned" else None
+    acc = {}
+    for L in lengths or cfg.eval_lens:
+        acc[L] = {}
+        for di, depth in enumerate(depths or cfg.depths):
+            rng = np.random.default_rng([12345, L, di])
+            x, y, _ = T.make_batch(filler, cfg.n_eval, L, cfg.n_keys, depth, rng)
+            hits = []
+            for i in range(0, cfg.n_eval, cfg.eval_batch):
+                xb = torch.from_numpy(x[i:i + cfg.eval_batch]).to(device)
+                yb = torch.from_numpy(y[i:i + cfg.eval_batch]).to(device)
+                if limit is not None and L > limit:
+                    xb, yb = xb[:, -limit:], yb[:, -limit:]
+                hits.append(T.exact_match(model(xb), yb))
+            acc[L][depth] = float(np.concatenate(hits).mean())
+    model.train(was)
+    return acc
+
+
+def needle_distances(cfg: LongContextConfig, filler: T.Filler) -> dict:
+    """Mean tokens between the asked fact and the answer, per (length, depth), on the first test examples."""
+    out = {}
+    for L in cfg.eval_lens:
+        for di, depth in enumerate(cfg.depths):
+            _, _, needles = T.make_batch(filler, min(cfg.n_eval, 16), L, cfg.n_keys, depth,
+                                         np.random.default_rng([12345, L, di]))
+            out[f"{L}@{depth}"] = float(L - needles.mean())
+    return out
+
+
+def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
+    """Train one model and score it; writes <out>/<name>/result.json."""
+    from ..icl.train import Budget, train_stream
+
+    torch.set_num_threads(cfg.threads)
+    device = _device(cfg)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    filler = load_filler(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build(name, cfg).to(device)
+    budget = Budget("longctx", steps=cfg.steps, lr=cfg.lr, warmup=max(1, round(0.1 * cfg.steps)),
+                    eval_every=max(1, cfg.steps // 5), val_subset=0, dropout=False, batch_size=cfg.batch_size)
+    log(f"[{name}] {model.num_params():,} parameters on {device}; {budget.describe()}")
+
+    def sample(rng):
+        x, y, _ = T.make_batch(filler, cfg.batch_size, cfg.train_len, cfg.n_keys, None, rng, cfg.lm_loss)
+        return x, y
+
+    def train_accuracy(m):  # at the training length, mixed depths (the curve)
+        return dict(accuracy=float(np.mean(list(evaluate(m, filler, cfg, device, [cfg.train_len], (0.25, 0.75))
+                                                [cfg.train_len].values()))))
+
+    t0 = time.time()
+    res = train_stream(model, sample, train_accuracy, budget, seed=cfg.seed, grad_clip=1.0,
+                       log=lambda s: log(f"[{name}] {s}"), device=device, time_limit_s=cfg.time_limit)
+    t1 = time.time()
+    acc = evaluate(model, filler, cfg, device)
+    result = dict(model=name, params=model.num_params(), config=model.config.to_dict(),
+                  cropped=getattr(model.config, "positions", None) == "learned",
+                  accuracy={str(L): {str(d): a for d, a in row.items()} for L, row in acc.items()},
+                  mean_by_length={str(L): float(np.mean(list(row.values()))) for L, row in acc.items()},
+                  final_train_loss=res["history"][-1]["loss"], steps_done=res["steps"], evals=res["evals"],
+                  train_seconds=t1 - t0, eval_seconds=time.time() - t1, device=str(device))
+    out = Path(cfg.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    log(f"[{name}] mean accuracy by length {result['mean_by_length']} ({t1 - t0:.0f}s train, "
+        f"{result['eval_seconds']:.0f}s eval)")
+    return result
+
+
+def _child_env(cfg: LongContextConfig) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "MKL_NUM_THREADS": str(cfg.threads)}
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _child_argv(name: str, cfg: LongContextConfig) -> list[str]:
+    code = "import sys; from memory_mosaics.longctx.experiment import _child; _child(sys.argv[1], sys.argv[2])"
+    return [sys.executable, "-c", code, name, json.dumps(asdict(cfg))]
+
+
+def run_longctx(cfg: LongContextConfig, log=print) -> dict:
+    """Train and score every model in cfg.models (cfg.jobs at a time in child processes); write the summary."""
+    from . import report
+
+    if not cfg.out:
+        raise ValueError("LongContextConfig.out (--out) is required")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _device(cfg)  # fail early on a missing GPU
+    filler = load_filler(cfg)  # and on a missing corpus
+    t0 = time.time()
+    log(f"long-context benchmark: {len(cfg.models)} models, {min(cfg.jobs, len(cfg.models))} at a time on "
+        f"{cfg.device}; train at {cfg.train_len}, evaluate at {list(cfg.eval_lens)}")
+    if cfg.jobs == 1:
+        results = {name: run_model(name, cfg, log) for name in cfg.models}
+    else:
+        run_parallel([(name, _child_argv(name, cfg)) for name in cfg.models], cfg.jobs, _child_env(cfg), 0.2)
+        results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
+    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, filler), wall_seconds=time.time() - t0,
+                   results={k: {kk: v for kk, v in r.items() if kk != "evals"} for k, r in results.items()})
+    (out / "longctx.json").write_text(json.dumps(summary, indent=1))
+    text = report.markdown(summary)
+    (out / "table.md").write_text(text)
+    report.plot(summary, out / "longctx.png")
+    log(f"wrote {out / 'longctx.json'}, {out / 'table.md'}, {out / 'longctx.png'} ({time.time() - t0:.0f}s)")
+    log("\n" + report.compact(summary))
+    return summary
+
+
+def _child(name: str, config_json: str) -> None:
+    """A child process of run_longctx (cfg.jobs > 1): train and score one model."""
+    c = json.loads(config_json)
+    run_model(name, LongContextConfig(**{f.name: c[f.name] for f in fields(LongContextConfig)}))

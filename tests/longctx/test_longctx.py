@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from memory_mosaics.cli import main
+from memory_mosaics.config import MosaicConfig, TransformerConfig
+from memory_mosaics.longctx import MODELS, LongContextConfig, model_config
+from memory_mosaics.longctx import task as T
+
+
+@pytest.fixture(scope="module")
+def filler(shared_data_module):
+    from memory_mosaics.data.sources import load_documents
+
+    return T.Filler.from_documents(load_documents(shared_data_module / "tinystories_train_head.txt"))
+
+
+@pytest.fixture(scope="module")
+def shared_data_module():
+    from tests.helpers import SHARED_DATA
+
+    assert SHARED_DATA.is_dir()
+    return SHARED_DATA
+
+
+def decode(x):
+    return bytes(np.asarray(x, dtype=np.uint8)).decode("utf-8", "replace")
+
+
+def test_example_layout(filler):
+    rng = np.random.default_rng(0)
+    for depth in (0.0, 0.5, 1.0, None):
+        x, y, needle = T.make_example(filler, 400, 4, depth, rng)
+        assert x.shape == y.shape == (400,)
+        text = decode(x)
+        asked = text[text.rindex("Answer: The code of ") + 20:].split(" is ")[0]
+        code = decode(x[-4:])
+        assert code.isdigit() and len(code) == 4
+        assert decode(x[needle:needle + 40]).startswith(f" The code of {asked} is {code}.")
+        assert text.count(" The code of ") == 4 + 1  # 4 facts + the question
+        scored = y != -100
+        assert scored.sum() == 4 and decode(y[scored]) == code  # labels: the answer digits, predicted one early
+        assert np.array_equal(np.flatnonzero(scored), np.arange(395, 399))
+
+
+def test_depth_moves_the_needle(filler):
+    positions = [T.make_example(filler, 1024, 3, d, np.random.default_rng(1))[2] for d in (0.0, 0.3, 0.6, 1.0)]
+    assert positions == sorted(positions) and positions[0] < 12 and positions[-1] > 900
+
+
+def test_exact_match_needs_every_digit():
+    y = torch.full((2, 6), -100)
+    y[:, 2:6] = torch.tensor([1, 2, 3, 4])
+    logits = torch.zeros(2, 6, 8)
+    logits[0, torch.arange(2, 6), torch.tensor([1, 2, 3, 4])] = 1.0
+    logits[1, torch.arange(2, 6), torch.tensor([1, 2, 3, 5])] = 1.0
+    assert T.exact_match(logits, y).tolist() == [True, False]
+
+
+def test_six_models():
+    cfg = LongContextConfig(n_embd=32, n_head=2, n_layer=1)
+    cfgs = {name: model_config(name, cfg) for name in MODELS}
+    assert cfgs["v1"] == MosaicConfig(vocab_size=256, block_size=256, n_layer=1, n_head=2, n_embd=32, pmem_size=112,
+                                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0)
+    v2 = cfgs["v2"]
+    assert (v2.key_gate, v2.adaptive_bandwidth, v2.short_window, v2.long_offset, v2.long_offset_max) == \
+        (True, True, 64, 16, 64)
+    assert cfgs["v2-no-long"].long_offset == 0 and cfgs["v2-fixed-m"].long_offset_max == 0
+    assert cfgs["v2-fixed-m"].long_offset == 16
+    assert isinstance(cfgs["gpt2"], TransformerConfig) and cfgs["gpt2"].positions == "learned"
+    assert cfgs["rotary"].positions == "rotary"
+
+
+@pytest.mark.parametrize("bad", [dict(models=("v3",)), dict(train_len=100), dict(depths=(1.5,)),
+                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0)])
+def test_config_errors(bad):
+    with pytest.raises(ValueError):
+        LongContextConfig(**bad)
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "lc"
+    assert main(["longctx", "--out", str(out), "--models", "v2", "gpt2", "--train-len", "160", "--eval-lens", "160",
+                 "320", "--depths", "0.2", "0.8", "--n-eval", "4", "--eval-batch", "2", "--steps", "2",
+                 "--batch-size", "2", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--short-window", "16",
+                 "--long-offset-min", "4", "--long-offset-max", "8", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "longctx.json").read_text())
+    assert set(summary["results"]) == {"v2", "gpt2"}
+    for r in summary["results"].values():
+        assert set(r["accuracy"]) == {"160", "320"} and set(r["accuracy"]["320"]) == {"0.2", "0.8"}
+        assert all(0.0 <= a <= 1.0 for row in r["accuracy"].values() for a in row.values())
+    assert summary["results"]["gpt2"]["cropped"] and not summary["results"]["v2"]["cropped"]
+    table = (out / "table.md").read_text()
+    assert "length × depth" in table and "| v2 |" in table
+    assert (out / "longctx.png").stat().st_size > 0
+    assert printed.rstrip().splitlines()[-1].startswith("| gpt2 |")  # the compact table is printed last
+
+
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["longctx", "--out", str(tmp_path / "x"), "--models", "v9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown model" in err[0]
+    assert main(["longctx", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_train_stream_time_limit_stops_after_an_evaluation():
+    from memory_mosaics.icl.train import Budget, train_stream
+    from memory_mosaics.longctx.experiment import build
+
+    model = build("v1", LongContextConfig(n_layer=1, n_embd=16, n_head=2))
+    budget = Budget("t", steps=1000, lr=1e-3, warmup=1, eval_every=500, val_subset=0, dropout=False, batch_size=2)
+    x = np.random.default_rng(0).integers(0, 256, (2, 32))
+    y = np.roll(x, -1, axis=1)
+    res = train_stream(model, lambda rng: (x, y), lambda m: dict(accuracy=0.5), budget, time_limit_s=1e-9,
+                       log=lambda s: None)
+    assert res["steps"] == 1 and res["evals"][-1]["step"] == 1 and res["accuracy"] == 0.5
+
+
+def test_lm_loss_labels_every_next_token(filler):
+    x, y, _ = T.make_example(filler, 300, 4, 0.5, np.random.default_rng(3), lm_loss=True)
+    assert np.array_equal(y[:-1], x[1:]) and y[-1] == -100
+    x2, y2, _ = T.make_example(filler, 300, 4, 0.5, np.random.default_rng(3))
+    assert np.array_equal(x, x2) and np.array_equal(y[y2 != -100], y2[y2 != -100])  # same example, same answer

@@ -1,0 +1,181 @@
+"""Memory Mosaics v2 switches: v1 when off, fast = reference, causality, cached decoding across the window edge and
+the long-term offset, the m schedule, the init and the presets."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from memory_mosaics import MemoryMosaic, MosaicConfig
+from memory_mosaics.config import ConfigError
+from memory_mosaics.layers import ContextMemory
+from memory_mosaics.layers.three_level_memory import ContextMemoryV2
+from tests.helpers import assert_close, grad_scale
+
+TINY = dict(scan_chunk=4, block_size=32)
+# Each switch alone, and the combinations that matter (h = 5, m = 3 inside a 20-token test: both edges crossed).
+SWITCHES = {
+    "adaptive": dict(adaptive_bandwidth=True),
+    "gate": dict(key_gate=True),
+    "short": dict(short_window=5),
+    "long": dict(long_offset=3),
+    "no-long": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, ffn="swiglu", v2_init=True),
+    "fixed-m": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, long_offset=3, ffn="swiglu"),
+    "v2": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, long_offset=3, long_offset_min=3,
+               long_offset_max=9, ffn="swiglu", v2_init=True),
+}
+
+
+def build(seed=0, **kw):
+    torch.manual_seed(seed)
+    return MemoryMosaic(MosaicConfig.preset("tiny", **TINY, **kw)).eval()
+
+
+def test_every_switch_off_is_v1_exactly():
+    off = dict(adaptive_bandwidth=False, key_gate=False, short_window=0, long_offset=0, long_offset_min=0,
+               long_offset_max=0, v2_init=False)
+    v1, v1_explicit = build(), build(**off)
+    assert isinstance(v1.blocks[0].cmem, ContextMemory)
+    assert v1.state_dict().keys() == v1_explicit.state_dict().keys()
+    for (k, a), b in zip(v1.state_dict().items(), v1_explicit.state_dict().values()):
+        assert torch.equal(a, b), k  # same initialisation, same random stream
+    idx = torch.randint(0, 256, (2, 20))
+    assert torch.equal(v1(idx), v1_explicit(idx))
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_v2_memory_with_switches_off_computes_v1_context_memory(impl):
+    # ContextMemoryV2's code path with one full-past memory, v1 keys and v1 bandwidth = v1's ContextMemory.
+    cfg = MosaicConfig.preset("tiny", **TINY, impl=impl)
+    torch.manual_seed(0)
+    v1 = ContextMemory(cfg).double()
+    v2 = ContextMemoryV2(cfg).double()
+    mem = v2.memories["full"]
+    with torch.no_grad():
+        mem.key.proj.weight.copy_(v1.key.proj.weight)
+        mem.key.rho.copy_(torch.tensor([0.07, 0.31]))
+        v1.key.rho.copy_(mem.key.rho)
+        mem.key.theta.copy_(torch.tensor([0.13, 0.05]))
+        v1.key.theta.copy_(mem.key.theta)
+        mem.value.load_state_dict(v1.value.state_dict())
+        v2.c_proj.weight.copy_(v1.c_proj.weight)
+    x = torch.randn(2, 19, cfg.n_embd, dtype=torch.float64)
+    assert_close(v2(x), v1(x), rtol=1e-12, what="v2 path, switches off")
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_fast_equals_reference_forward_and_backward(name):
+    model = build(**SWITCHES[name]).double()
+    model.train()  # m drawn per call: the same draw for both (same seed)
+    ref = copy.deepcopy(model).set_impl("reference")
+    idx = torch.randint(0, 256, (2, 20))
+    torch.manual_seed(5)
+    y = model(idx)
+    torch.manual_seed(5)
+    y_ref = ref(idx)
+    assert_close(y, y_ref, rtol=1e-10, what="forward")
+    up = torch.randn_like(y)
+    (y * up).sum().backward()
+    (y_ref * up).sum().backward()
+    for (n, p), p_ref in zip(model.named_parameters(), ref.parameters()):
+        assert_close(p.grad, p_ref.grad, rtol=1e-9, scale=grad_scale(ref), what=n)
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_causal(name):
+    model = build(**SWITCHES[name])
+    idx = torch.randint(0, 256, (1, 20))
+    idx2 = idx.clone()
+    idx2[0, 11] = (idx2[0, 11] + 1) % 256
+    a, b = model(idx), model(idx2)
+    assert torch.equal(a[:, :11], b[:, :11])
+    assert not torch.equal(a[:, 11:], b[:, 11:])
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_cached_decoding_equals_full_forward_token_by_token(name):
+    # 20 tokens with h = 5 and m = 3: decoding crosses the short-term window edge (t = 5) and the offset (t = 3).
+    model = build(**SWITCHES[name]).double()
+    idx = torch.randint(0, 256, (2, 20))
+    full = model(idx)
+    logits, cache = model.prefill(idx[:, :2])
+    assert_close(logits, full[:, :2], rtol=1e-10, what="prefill")
+    for t in range(2, 20):
+        step = model.decode_step(idx[:, t:t + 1], cache)
+        assert_close(step, full[:, t:t + 1], rtol=1e-10, what=f"step {t}")
+
+
+def test_generate_with_cache_equals_without():
+    model = build(**SWITCHES["v2"])
+    prompt = torch.randint(0, 256, (1, 3))
+    a = model.generate(prompt, 15, temperature=0.0)
+    b = model.generate(prompt, 15, temperature=0.0, use_cache=False)
+    assert torch.equal(a, b)
+
+
+def test_long_offset_drawn_in_training_fixed_at_inference():
+    cmem = build(**SWITCHES["v2"]).blocks[0].cmem
+    cmem.train()
+    draws = {cmem.long_offset() for _ in range(200)}
+    assert draws == set(range(3, 10))
+    cmem.eval()
+    assert {cmem.long_offset() for _ in range(20)} == {3}
+    fixed = build(**SWITCHES["fixed-m"]).blocks[0].cmem.train()
+    assert {fixed.long_offset() for _ in range(20)} == {3}
+
+
+def test_long_term_memory_reads_only_past_the_offset():
+    # With only a long-term memory at m = 6, the first 6 positions read nothing: the C-mem adds exactly 0 there.
+    model = build(long_offset=6)
+    cmem = model.blocks[0].cmem
+    x = torch.randn(1, 12, 32)
+    y = cmem(x)
+    assert torch.equal(y[:, :6], torch.zeros_like(y[:, :6]))
+    assert (y[:, 6:].abs().amax(-1) > 0).all()
+
+
+def test_v2_init_scales():
+    torch.manual_seed(0)
+    model = MemoryMosaic(MosaicConfig.preset("small-v2", n_layer=2, vocab_size=512))
+    d = 128
+    for layer in range(2):
+        w = model.blocks[layer].cmem.memories["short"].key.proj.weight
+        sigma = 1 / math.sqrt(2 * d * (layer + 1))
+        assert abs(w.std().item() / sigma - 0.986) < 0.05  # a ±3σ truncated normal has std 0.986σ
+        assert w.abs().max().item() <= 3 * sigma
+        w2 = model.blocks[layer].pmem.c_proj.weight
+        sigma2 = 1 / math.sqrt(2 * w2.shape[1] * (layer + 1))
+        assert abs(w2.std().item() / sigma2 - 0.986) < 0.05
+    assert abs(model.wte.weight.std().item() * math.sqrt(2 * d) - 0.986) < 0.05
+    assert model.blocks[0].cmem.memories["long"].value.scale().eq(1.0).all()
+
+
+def test_presets_and_parameter_counts():
+    small = MosaicConfig.preset("small-v2")
+    assert (small.short_window, small.long_offset, small.long_offset_min, small.long_offset_max) == (64, 16, 16, 64)
+    assert small.ffn == "swiglu" and small.uses_v2_memory
+    assert MemoryMosaic(small).num_params() == 1_516_832
+    with torch.device("meta"):
+        paper = MemoryMosaic(MosaicConfig.preset("paper-v2"))
+    assert paper.blocks[0].pmem.w1.out_features == 6144
+    assert sum(p.numel() for p in paper.parameters()) == PAPER_V2_PARAMS
+
+
+PAPER_V2_PARAMS = 1_616_221_952  # 1,312,657,280 without the long-term memory
+
+
+@pytest.mark.parametrize("bad", [dict(short_window=1), dict(long_offset=-1), dict(long_offset_min=2, long_offset_max=5),
+                                 dict(long_offset=3, long_offset_min=6, long_offset_max=5)])
+def test_bad_v2_config(bad):
+    with pytest.raises(ConfigError):
+        MosaicConfig.preset("tiny", **bad)
+
+
+def test_padding_mask_is_refused_with_a_clear_error():
+    model = build(**SWITCHES["v2"])
+    idx = torch.randint(0, 256, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[0, 0] = False
+    with pytest.raises(ValueError, match="padding masks are not supported"):
+        model(idx, mask=mask)
