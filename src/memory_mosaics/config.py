@@ -17,6 +17,10 @@ from typing import Any, ClassVar
 
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
+# Initialisation and output head (layers/init.py): "library" = the authors' Library (architecture.md §5: Linears
+# N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
+# Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
+INITS = ("library", "gpt2")
 
 
 class ConfigError(ValueError):
@@ -26,6 +30,9 @@ class ConfigError(ValueError):
 class _Config:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     model_type: ClassVar[str] = ""
+    # Values of fields added after checkpoints were first written: a saved config without the field was trained
+    # with this value (from_dict fills it in), whatever today's default is.
+    LEGACY: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -52,7 +59,7 @@ class _Config:
     def from_dict(cls, d: dict[str, Any]):
         d = {k: v for k, v in d.items() if k != "model_type"}
         cls._check_keys(d)
-        return cls(**d)
+        return cls(**{**cls.LEGACY, **d})
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
@@ -73,6 +80,8 @@ class _Config:
                 value = getattr(self, name)
                 if not 0.0 <= value < 1.0:
                     raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
 
     @property
     def head_dim(self) -> int:
@@ -101,21 +110,25 @@ class MosaicConfig(_Config):
     # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
     impl: str = "fast"
     scan_chunk: int = 64
+    # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
+    # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
+    init: str = "library"
 
     model_type: ClassVar[str] = "mosaic"
+    LEGACY: ClassVar[dict[str, Any]] = {"init": "library"}  # every Memory Mosaic before the field: Library init
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # BabiStories (Library eft semantics): no C-mem attention dropout. Depth is an override.
         "paper": dict(vocab_size=50304, block_size=512, n_layer=12, n_head=12, n_embd=768, pmem_size=2688,
-                      dropout=0.05, cmem_attn_dropout=0.0, pmem_attn_dropout=0.05),
+                      dropout=0.05, cmem_attn_dropout=0.0, pmem_attn_dropout=0.05, init="library"),
         # RegBench / in-context language learning (Library regular semantics).
         "icll": dict(vocab_size=20, block_size=1000, n_layer=2, n_head=8, n_embd=128, pmem_size=448,
-                     dropout=0.05, cmem_attn_dropout=0.05, pmem_attn_dropout=0.05),
+                     dropout=0.05, cmem_attn_dropout=0.05, pmem_attn_dropout=0.05, init="library"),
         # Small CPU model for real runs (character or small-BPE language modelling, benchmarks).
         "small": dict(vocab_size=4096, block_size=256, n_layer=4, n_head=4, n_embd=128, pmem_size=448,
-                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
+                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2"),
         # Trains in seconds on a CPU; smoke tests.
         "tiny": dict(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32, pmem_size=112,
-                     dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
+                     dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2"),
     }
 
     def __post_init__(self) -> None:
@@ -146,8 +159,12 @@ class TransformerConfig(_Config):
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.05  # on the embedding sum, attention probabilities and residual outputs
+    # "gpt2" (the paper's baseline, §7) or "library" (the Memory Mosaic's Library init and 1/√d head, to compare
+    # heads like for like). Every preset keeps "gpt2": the baseline the authors ran. See INITS.
+    init: str = "gpt2"
 
     model_type: ClassVar[str] = "transformer"
+    LEGACY: ClassVar[dict[str, Any]] = {"init": "gpt2"}  # every transformer before the field: GPT-2 init
     # Mirrors MosaicConfig's presets at matched parameter count (same width, heads and depth).
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         name: {k: v for k, v in p.items() if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout")}

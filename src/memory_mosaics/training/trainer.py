@@ -130,6 +130,8 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device) 
     check_length(val_tok, block, "validation")
     if saved is not None:
         saved_config = config_from_dict(ckpt_io.read_json(ckpt_dir, "model_config.json"))
+        if "init" not in cfg.model_args:  # a run keeps the head it started with (a preset's default may change)
+            model_config = model_config.replace(init=saved_config.init)
         if saved_config != model_config:
             raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
                               f"from this run's {model_config.to_dict()}")
