@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from .. import build_model
 from ..config import CONFIGS, ConfigError, config_from_dict
-from ..data import (build_tokenizer, check_length, content_key, load_documents, tokenize_cached,
-                    tokenizer_from_dict, train_val_split, windows_at)
+from ..data import (build_tokenizer, check_length, content_key, tokenize_cached, tokenizer_from_dict,
+                    train_val_split, windows_at)
 from ..evaluation import per_position_loss
 from ..optim import build_adamw, set_lr, warmup_cosine
 from . import checkpoint as ckpt_io
@@ -34,13 +34,14 @@ from .metrics import MetricsLog
 
 
 def prepare_data(cfg: TrainConfig, tokenizer=None):
-    """(tokenizer, train tokens, val tokens, content key). The tokenizer is trained unless one is given."""
-    docs = load_documents(cfg.data)
+    """(tokenizer, train tokens, val tokens, content key). The tokenizer is trained unless one is given.
+    The data is streamed (data/sources.iter_segments): memory does not grow with the corpus."""
     if tokenizer is None:
-        tokenizer = build_tokenizer(cfg.tokenizer, docs, cfg.bpe_vocab_size)
-    tokens = tokenize_cached(docs, tokenizer)
+        tokenizer = build_tokenizer(cfg.tokenizer, cfg.data, cfg.bpe_vocab_size)
+    key = content_key(cfg.data, tokenizer)
+    tokens = tokenize_cached(cfg.data, tokenizer, key=key)
     train_tok, val_tok = train_val_split(tokens, cfg.val_fraction)
-    return tokenizer, train_tok, val_tok, content_key(docs, tokenizer)
+    return tokenizer, train_tok, val_tok, key
 
 
 def model_config_for(cfg: TrainConfig, vocab_size: int):
