@@ -28,7 +28,7 @@ from typing import Optional
 import multiprocessing as mp
 import numpy as np
 
-from ..config import INITS, ConfigError
+from ..config import CONFIGS, INITS, ConfigError
 from .config import TrainConfig
 
 MODELS = ("mosaic", "transformer")
@@ -67,6 +67,10 @@ class CompareConfig:
             raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}")
+        known = set(CONFIGS["mosaic"].field_names()) | set(CONFIGS["transformer"].field_names())
+        unknown = sorted(set(self.base.model_args) - known)
+        if unknown:
+            raise ConfigError(f"unknown model_args {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         if self.base.resume:
             raise ConfigError("compare always starts new runs (no --resume)")
 
@@ -77,7 +81,9 @@ class CompareConfig:
             for init in self.inits:
                 for seed in self.seeds:
                     for model in self.models:
-                        args = dict(self.base.model_args)
+                        # model_args a model's config lacks (pmem_size, ablation switches) apply to the other only
+                        names = CONFIGS[model].field_names()
+                        args = {k: v for k, v in self.base.model_args.items() if k in names}
                         if init != "preset":
                             args["init"] = init
                         name = f"{model}-{init}-lr{lr:g}-s{seed}"
