@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .sources import EOT, cache_dir, iter_segments, source_bytes
+from .sources import EOT, cache_dir, iter_segments, sha256_file, source_bytes
 from .tokenizer import Tokenizer, encode_segments, token_dtype
 
 
@@ -49,15 +49,6 @@ def content_key(data, tok: Tokenizer) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path, chunk: int = 1 << 24) -> str:
-    """Read with plain reads, not a memmap: mapped pages would count in the process's resident memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _cached(meta_path: Path, bin_path: Path) -> np.memmap | None:
     """The cached token array if it is complete and intact; None (after saying why) if it must be rebuilt."""
     if not (meta_path.exists() and bin_path.exists()):
@@ -73,7 +64,7 @@ def _cached(meta_path: Path, bin_path: Path) -> np.memmap | None:
         print(f"token cache {bin_path} has {size:,} bytes, expected {length * dtype.itemsize:,}: rebuilding it",
               file=sys.stderr)
         return None
-    if _file_sha256(bin_path) != digest:
+    if sha256_file(bin_path) != digest:  # plain reads: mapped pages would count in the resident memory
         print(f"token cache {bin_path} is corrupt (its sha256 does not match {meta_path.name}): rebuilding it",
               file=sys.stderr)
         return None

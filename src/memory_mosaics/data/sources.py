@@ -57,7 +57,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MOSAIC_CACHE") or Path.home() / ".cache" / "memory-mosaics")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
