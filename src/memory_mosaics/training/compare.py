@@ -106,11 +106,11 @@ def _score(run_dir: Path, spec: dict, contexts, ood_data: str, device: str) -> d
 
     cfg = TrainConfig(**spec["train"])
     model, tokenizer, _, _ = load_model(run_dir, device=device)
-    _, _, val_tok, _ = prepare_data(cfg, tokenizer)
+    _, _, val_tok, data_key = prepare_data(cfg, tokenizer)
     block = model.config.block_size
     bs = cfg.eval_batch_size or cfg.batch_size // cfg.grad_accum
     amp = autocast_dtype(cfg, torch.device(device))  # score in the precision the run trained in
-    out = {"positions": {}}
+    out = {"data_key": data_key, "positions": {}}
     for k in contexts:
         if spec["model"] == "transformer" and k * block > block:
             out["positions"][str(k)] = None  # no position embeddings past block_size
@@ -137,10 +137,11 @@ def _score(run_dir: Path, spec: dict, contexts, ood_data: str, device: str) -> d
     return out
 
 
-def _run(spec: dict, contexts, ood_data: str, threads: Optional[int], tf32: bool) -> dict:
-    """Worker: train one run, then score it. Returns its summary, metrics and scores."""
+def _run(spec: dict, tokenizer: dict, contexts, ood_data: str, threads: Optional[int], tf32: bool) -> dict:
+    """Worker: train one run with the shared tokenizer, then score it. Returns its summary, metrics and scores."""
     import torch
 
+    from ..data import tokenizer_from_dict
     from .metrics import read_metrics
     from .trainer import train
 
@@ -149,7 +150,7 @@ def _run(spec: dict, contexts, ood_data: str, threads: Optional[int], tf32: bool
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     cfg = TrainConfig(**spec["train"])
-    summary = train(cfg)
+    summary = train(cfg, tokenizer_from_dict(tokenizer))  # the same tokens for every run
     run_dir = Path(cfg.out)
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     scores = _score(run_dir, spec, contexts, ood_data, device)
@@ -167,8 +168,9 @@ def compare(cc: CompareConfig) -> dict:
     if (out / "runs").exists() and any((out / "runs").iterdir()):
         raise ConfigError(f"{out} already holds a comparison; choose another --out")
     specs = cc.runs()
-    # Tokenise once here: the workers find the token cache warm, and every run must see exactly these tokens.
+    # Train the tokenizer and tokenise once, here: every worker gets this tokenizer and finds the token cache warm.
     tokenizer, train_tok, val_tok, data_key = prepare_data(cc.base)
+    tok_dict = tokenizer.to_dict()
     jobs = cc.jobs or max(1, min(len(specs), os.cpu_count() or 1))
     threads = cc.base.threads or (1 if jobs > 1 else None)
     print(f"compare: {len(specs)} runs ({', '.join(cc.models)} × init {', '.join(cc.inits)} × lr "
@@ -181,17 +183,17 @@ def compare(cc: CompareConfig) -> dict:
         spec["train"]["progress"] = cc.base.progress and jobs == 1
     if jobs == 1:
         for spec in specs:
-            results.append(_run(spec, cc.contexts, cc.ood_data, threads, cc.tf32))
+            results.append(_run(spec, tok_dict, cc.contexts, cc.ood_data, threads, cc.tf32))
             _announce(results[-1], t0)
     else:
         env_threads = str(threads or 1)
         os.environ.setdefault("OMP_NUM_THREADS", env_threads)  # read by the spawned workers at import
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_run, spec, cc.contexts, cc.ood_data, threads, cc.tf32) for spec in specs]
+            futures = [pool.submit(_run, spec, tok_dict, cc.contexts, cc.ood_data, threads, cc.tf32) for spec in specs]
             for fut in futures:
                 results.append(fut.result())
                 _announce(results[-1], t0)
-    _check_same_tokens(results, tokenizer)
+    _check_same_tokens(results, data_key)
     report = dict(data=cc.base.data, tokenizer=cc.base.tokenizer, data_key=data_key, preset=cc.base.preset,
                   steps=cc.base.max_steps, batch_size=cc.base.batch_size, train_tokens=int(len(train_tok)),
                   val_tokens=int(len(val_tok)), ood_data=cc.ood_data, contexts=list(cc.contexts),
@@ -212,15 +214,11 @@ def _announce(r: dict, t0: float) -> None:
           f"({time.time() - t0:.0f}s since start)", flush=True)
 
 
-def _check_same_tokens(results: list[dict], tokenizer) -> None:
-    from .checkpoint import read_json, resolve
-
-    want = tokenizer.to_dict()
+def _check_same_tokens(results: list[dict], data_key: str) -> None:
+    """Each worker reports the content key of the tokens it trained and scored on: all must be the parent's."""
     for r in results:
-        got = read_json(resolve(r["train"]["out"]), "tokenizer.json")
-        if got != want:
-            raise RuntimeError(f"run {r['name']} trained a different tokenizer than the others (non-deterministic "
-                               f"tokenizer training?): the comparison would not be on the same tokens")
+        if r["data_key"] != data_key:
+            raise RuntimeError(f"run {r['name']} saw different tokens (key {r['data_key']}, expected {data_key})")
 
 
 # --- report ---

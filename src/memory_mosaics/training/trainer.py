@@ -93,19 +93,20 @@ def _check_out_dir(cfg: TrainConfig) -> Path:
     return out
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0)."""
+def train(cfg: TrainConfig, tokenizer=None) -> dict:
+    """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
+    A given tokenizer is used instead of training one (training/compare.py: every run on the same tokens)."""
     out = _check_out_dir(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     info, device = D.setup(cfg.device)
     try:
-        return _train(cfg, out, info, device)
+        return _train(cfg, out, info, device, tokenizer)
     finally:
         D.teardown()
 
 
-def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device) -> dict:
+def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, tokenizer=None) -> dict:
     amp_dtype = autocast_dtype(cfg, device)
     micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
     if micro_global % info.world:
@@ -124,7 +125,7 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device) 
             raise ConfigError(f"the data of {cfg.data} differs from the data this run was trained on; "
                               f"resume with the same data or start a new run")
     else:
-        tokenizer, train_tok, val_tok, key = prepare_data(cfg)
+        tokenizer, train_tok, val_tok, key = prepare_data(cfg, tokenizer)
     model_config = model_config_for(cfg, tokenizer.vocab_size)
     block = model_config.block_size
     check_length(train_tok, block, "training")
