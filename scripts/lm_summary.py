@@ -47,6 +47,8 @@ def rows(report, name):
                    pos0=stat(p[0] for p in one), pos_late=stat(float(np.mean(p[half:])) for p in one),
                    ctx2=stat((r["positions"].get("2") or {}).get("loss") for r in runs),
                    ctx4=stat((r["positions"].get("4") or {}).get("loss") for r in runs),
+                   ctx4_within=stat((r["positions"].get("4") or {}).get("within") for r in runs),
+                   ctx4_beyond=stat((r["positions"].get("4") or {}).get("beyond") for r in runs),
                    ood=stat(r["ood"]["loss"] for r in runs) if report["ood_data"] else (None, None),
                    tok_s=float(np.mean([r["summary"]["train_tok_per_s"] or 0 for r in runs])))
         out.append(row)
@@ -61,16 +63,21 @@ def main(prefix, *folders):
             print(f"missing {path} (that comparison failed: see the log)")
             continue
         table += rows(json.loads(path.read_text()), Path(f).name)
-    head = "| run | model | head | seeds | params | val loss | pos 0 | pos ½T..T | 2× ctx | 4× ctx | OOD | tok/s |"
+    head = ("| run | model | head | seeds | params | val loss | pos 0 | pos ½T..T | 2× ctx | 4× ctx | "
+            "4×: pos <T | 4×: pos ≥T | OOD | tok/s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in table:
         lines.append(f"| {r['run']} | {r['model']} | {r['init']} | {r['seeds']} | {r['params']:,} | {fmt(*r['val'])} | "
                      f"{fmt(*r['pos0'])} | {fmt(*r['pos_late'])} | {fmt(*r['ctx2'])} | {fmt(*r['ctx4'])} | "
+                     f"{fmt(*r['ctx4_within'])} | {fmt(*r['ctx4_beyond'])} | "
                      f"{fmt(*r['ood'])} | {r['tok_s']:,.0f} |")
     text = "\n".join(lines)
     Path(prefix + ".md").write_text(text + "\n")
     Path(prefix + ".json").write_text(json.dumps(table, indent=1))
     print("\n" + text)
+    print("\nval loss: fixed validation windows at the training context T (mean±std over seeds); pos 0 / pos ½T..T: "
+          "per-position loss; k× ctx: windows of k·T tokens; 4×: pos <T / ≥T: those windows split at T (same text); "
+          "OOD: the other corpus. tok/s: training throughput per run (runs share the device).")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from memory_mosaics.cli import main
@@ -31,6 +32,9 @@ def test_compare_trains_both_models_on_the_same_tokens(text_file, tmp_path, shar
         assert len(one["per_position"]) == 64
         if r["model"] == "mosaic":  # no positional encoding: scored past the training context
             assert len(two["per_position"]) == 128 and len(r["positions"]["4"]["per_position"]) == 256
+            pp = np.array(two["per_position"])  # within / beyond split the same windows at the training context
+            assert two["within"] == pytest.approx(pp[:64].mean(), rel=1e-4)
+            assert two["beyond"] == pytest.approx(pp[64:].mean(), rel=1e-4)
         else:
             assert two is None
         assert r["ood"]["loss"] > 0 and r["ood"]["chars_dropped"] >= 0

@@ -117,7 +117,11 @@ def _score(run_dir: Path, spec: dict, contexts, ood_data: str, device: str) -> d
             continue
         res = per_position_loss(model, val_tok, k * block, cfg.eval_batches, bs, seed=cfg.seed + 1, device=device,
                                 autocast_dtype=amp)
-        out["positions"][str(k)] = {"loss": res.loss, "per_position": res.per_position.round(5).tolist()}
+        # within / beyond: the same windows' loss at positions < block and ≥ block (the fair test of longer contexts:
+        # windows of different lengths cover different text, so their overall means differ by sampling alone)
+        out["positions"][str(k)] = {"loss": res.loss, "within": float(res.per_position[:block].mean()),
+                                    "beyond": float(res.per_position[block:].mean()) if k > 1 else None,
+                                    "per_position": res.per_position.round(5).tolist()}
     if ood_data:
         docs = load_documents(ood_data)
         dropped = 0
@@ -251,7 +255,7 @@ def table(report: dict) -> str:
     first = steps[0] if steps else None
     block = None
     head = [f"val @{first}", f"val @{steps[-1]}"] if len(steps) > 1 else [f"val @{steps[-1]}"]
-    ctx = [f"{k}× ctx" for k in report["contexts"] if k != 1]
+    ctx = [f"{k}× ctx: all / pos <T / ≥T" for k in report["contexts"] if k != 1]
     cols = ["model", "init", "lr", "seeds", "params", *head, "pos 0", "pos ½T..T", *ctx]
     if report["ood_data"]:
         cols.append("OOD")
@@ -270,7 +274,9 @@ def table(report: dict) -> str:
         cells.append(_stat(float(np.mean(p["per_position"][block // 2:])) for p in one))
         for k in report["contexts"]:
             if k != 1:
-                cells.append(_stat((r["positions"][str(k)] or {}).get("loss") for r in runs))
+                ps = [r["positions"][str(k)] for r in runs if r["positions"][str(k)]]
+                cells.append(" / ".join(f"{np.mean([p[f]for p in ps]):.3f}" for f in ("loss", "within", "beyond"))
+                             if ps else "n/a")
         if report["ood_data"]:
             cells.append(_stat(r["ood"]["loss"] for r in runs))
         cells.append(f"{np.mean([r['summary']['train_tok_per_s'] or 0 for r in runs]):,.0f}")
@@ -278,7 +284,8 @@ def table(report: dict) -> str:
     notes = (f"\n\nValidation loss (nats/token) on the fixed validation windows of {report['data']} "
              f"({report['tokenizer']} tokens), mean ± sample std over seeds. pos 0 / pos ½T..T: per-position loss "
              f"at position 0 and averaged over the second half of the training context T = {block}. k× ctx: mean "
-             f"loss over windows of k·T tokens (n/a: the transformer has no positions past T).")
+             f"loss over windows of k·T tokens, then over their positions < T and ≥ T (the same windows: the fair "
+             f"test of a longer context; n/a: the transformer has no positions past T; means over seeds).")
     if report["ood_data"]:
         notes += f" OOD: loss on {report['ood_data']} (not trained on), windows of T tokens."
     return "\n".join(rows) + notes
