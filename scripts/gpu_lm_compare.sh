@@ -9,11 +9,16 @@
 #   1-2. tiny Shakespeare (characters) and the TinyStories head (BPE 2048): `small` preset, 150 steps of
 #        16 x 256, lr 3e-3 -> 3e-4, warm-up 50, wd 0.1, clip 1.0, seeds 1 2 3, both heads (gpt2, library),
 #        both models (24 runs);
-#   3-4. the same two corpora for 1,000 steps (warm-up 100), seed 1337, each preset's default head, both models.
+#   3-4. the same two corpora and flags for 1,000 steps, seed 1337, each preset's default head, both models.
 # Each is scored on the fixed validation windows at 1x, 2x, 4x the training context and on the other corpus
 # (out of distribution). Writes to $OUT: lm_compare.tar.gz (every compare.json, table.md, compare.png and run
 # metrics; no checkpoints), lm_compare_summary.md, lm_compare_summary.json and lm_compare.log; prints the
 # compact table last.
+#
+# Data: the two files of ../shared/data (3 MB). A GPU box that has no such folder beside the checkout: copy them
+# into an ignored folder of the checkout and send it along, e.g. `mkdir -p runs/data && cp ../shared/data/
+# {tinyshakespeare.txt,tinystories_train_head.txt} runs/data/` (runs/ is git-ignored; carry "runs/data"); the
+# script looks in $DATA_DIR, ../shared/data, shared/data and runs/data, in that order.
 set -euo pipefail
 : "${OUT:?set OUT to the folder for results}"
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}src"
@@ -25,14 +30,14 @@ export MOSAIC_CACHE="$WORK/cache"
 mkdir -p "$OUT" "$WORK"
 
 # The shared corpora: DATA_DIR, else ../shared/data (beside the checkout), else ./shared/data.
-for d in "${DATA_DIR:-}" ../shared/data shared/data; do
+for d in "${DATA_DIR:-}" ../shared/data shared/data runs/data; do
   if [ -n "$d" ] && [ -f "$d/tinyshakespeare.txt" ] && [ -f "$d/tinystories_train_head.txt" ]; then DATA=$d; break; fi
 done
 : "${DATA:?no tinyshakespeare.txt + tinystories_train_head.txt found: set DATA_DIR to the folder holding them}"
 SH="$DATA/tinyshakespeare.txt"
 TS="$DATA/tinystories_train_head.txt"
 
-PRESET=small; STEPS=150; LONG=1000; SEEDS="1 2 3"; EVAL=50; LONG_EVAL=100; WARM=50; LONG_WARM=100
+PRESET=small; STEPS=150; LONG=1000; SEEDS="1 2 3"; EVAL=50; LONG_EVAL=100; WARM=50; LONG_WARM=50
 EXTRA=()
 if [ "${GPU_SMOKE:-0}" = 1 ]; then  # seconds on a CPU: same commands, tiny numbers
   PRESET=tiny; STEPS=4; LONG=6; SEEDS="1 2"; EVAL=2; LONG_EVAL=3; WARM=2; LONG_WARM=2; JOBS=${SMOKE_JOBS:-2}

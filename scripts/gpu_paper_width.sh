@@ -12,6 +12,11 @@
 # ~0.57 M tokens, so a run of a few minutes passes over it several times: watch the train/val gap.
 # Writes to $OUT: paper_width.tar.gz (compare.json, table.md, compare.png, metrics; no checkpoints),
 # paper_width_summary.md/.json and paper_width.log; prints tokens/s and the loss table last.
+#
+# Data: the two files of ../shared/data (3 MB). A GPU box that has no such folder beside the checkout: copy them
+# into an ignored folder of the checkout and send it along, e.g. `mkdir -p runs/data && cp ../shared/data/
+# {tinyshakespeare.txt,tinystories_train_head.txt} runs/data/` (runs/ is git-ignored; carry "runs/data"); the
+# script looks in $DATA_DIR, ../shared/data, shared/data and runs/data, in that order.
 set -euo pipefail
 : "${OUT:?set OUT to the folder for results}"
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}src"
@@ -20,7 +25,7 @@ DEVICE=${DEVICE:-cuda}
 WORK=${WORK:-$(mktemp -d /tmp/mosaic-paper-XXXXXX)}
 export MOSAIC_CACHE="$WORK/cache"
 mkdir -p "$OUT" "$WORK"
-for d in "${DATA_DIR:-}" ../shared/data shared/data; do
+for d in "${DATA_DIR:-}" ../shared/data shared/data runs/data; do
   if [ -n "$d" ] && [ -f "$d/tinystories_train_head.txt" ]; then DATA=$d; break; fi
 done
 : "${DATA:?no tinystories_train_head.txt found: set DATA_DIR to the folder holding it}"

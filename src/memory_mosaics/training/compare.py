@@ -298,6 +298,17 @@ def _init_of(run: dict) -> str:
     return CONFIGS[run["model"]].preset(cfg["preset"], **cfg["model_args"]).init
 
 
+def _log_bins(per_position: np.ndarray) -> tuple[list, list]:
+    """Mean loss over positions 0, 1, 2-3, 4-7, ... (plotted at each bin's first position + 1, log axis)."""
+    xs, ys, lo = [], [], 0
+    while lo < len(per_position):
+        hi = max(1, 2 * lo)
+        xs.append(lo + 1)
+        ys.append(float(per_position[lo:hi].mean()))
+        lo = hi
+    return xs, ys
+
+
 def plot(report: dict, path: Path) -> Optional[Path]:
     """Three panels: validation loss vs step, vs wall-clock seconds, and per-position loss (1×, and k× dashed)."""
     try:
@@ -321,10 +332,10 @@ def plot(report: dict, path: Path) -> Optional[Path]:
             curves = [r["positions"][str(k)]["per_position"] for r in runs if r["positions"][str(k)]]
             if not curves:
                 continue
-            mean = np.convolve(np.mean(curves, axis=0), np.ones(8) / 8, mode="valid")  # 8-position running mean
-            axes[2].plot(np.arange(len(mean)) + 4, mean, color=c, lw=1, ls="-" if k == 1 else (0, (k, 2)),
+            x, y = _log_bins(np.mean(curves, axis=0))
+            axes[2].plot(x, y, color=c, lw=1.2, marker=".", ls="-" if k == 1 else (0, (k, 2)),
                          label=f"{label} ({k}× ctx)")
-    for ax, xl in zip(axes, ("step", "wall-clock seconds (training + evaluation)", "position in window")):
+    for ax, xl in zip(axes, ("step", "wall-clock seconds (training + evaluation)", "position in window + 1")):
         ax.set_xlabel(xl)
         ax.set_ylabel("validation loss (nats/token)")
         ax.grid(alpha=0.3)
@@ -333,7 +344,7 @@ def plot(report: dict, path: Path) -> Optional[Path]:
     axes[2].legend(fontsize=6)
     axes[0].set_title("validation loss vs step")
     axes[1].set_title("validation loss vs wall-clock")
-    axes[2].set_title("per-position loss (8-position running mean)")
+    axes[2].set_title("per-position loss (mean over positions [2^i, 2^(i+1)))")
     fig.suptitle(f"{report['data']} ({report['tokenizer']}), preset {report['preset']}, {report['steps']} steps")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
