@@ -194,9 +194,13 @@ def compare(cc: CompareConfig) -> dict:
         os.environ.setdefault("OMP_NUM_THREADS", env_threads)  # read by the spawned workers at import
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_run, spec, tok_dict, cc.contexts, cc.ood_data, threads, cc.tf32) for spec in specs]
-            for fut in futures:
-                results.append(fut.result())
-                _announce(results[-1], t0)
+            try:
+                for fut in futures:
+                    results.append(fut.result())
+                    _announce(results[-1], t0)
+            except BaseException:  # one run failed (or Ctrl-C): start no more, report that one
+                pool.shutdown(cancel_futures=True)
+                raise
     _check_same_tokens(results, data_key)
     report = dict(data=cc.base.data, tokenizer=cc.base.tokenizer, data_key=data_key, preset=cc.base.preset,
                   steps=cc.base.max_steps, batch_size=cc.base.batch_size, train_tokens=int(len(train_tok)),
