@@ -16,7 +16,23 @@ def build_model(config: MosaicConfig | TransformerConfig):
     return MemoryMosaic(config) if isinstance(config, MosaicConfig) else Transformer(config)
 
 
+def load_checkpoint(path, device="cpu"):
+    """(model, tokenizer) from a `mosaic train` checkpoint or run folder (its latest checkpoint), for native use:
+    `model.generate(...)`, `tokenizer.encode/decode`. The model is in eval mode."""
+    from .training.checkpoint import load_model
+
+    model, tokenizer, _, _ = load_model(path, device)
+    return model.eval(), tokenizer
+
+
+# Register the Hugging Face models with AutoConfig / AutoModelForCausalLM once transformers is imported
+# (nothing is imported here; see hf/__init__.py).
+from .hf import install_import_hook as _install_hf_hook  # noqa: E402
+
+_install_hf_hook()
+
+
 __all__ = [
     "ConfigError", "MemoryMosaic", "MosaicConfig", "Transformer", "TransformerConfig",
-    "build_model", "config_from_dict", "__version__",
+    "build_model", "config_from_dict", "load_checkpoint", "__version__",
 ]

@@ -57,7 +57,9 @@ class KVCache:
 
 @dataclass
 class ModelCache:
-    """One entry per block; `length` is the number of tokens consumed so far."""
+    """One entry per block; `length` is the number of tokens consumed so far; `mask` (B, length), when the prompt was
+    padded: False at the padding, which decoding never reads."""
 
     blocks: list = field(default_factory=list)
     length: int = 0
+    mask: torch.Tensor | None = None

@@ -44,3 +44,38 @@ def test_value_at_t_is_never_read_at_t(impl):
     y, y2 = impl(q, k, v), impl(q, k, v2)
     assert torch.equal(y[:, :, :7], y2[:, :, :7])
     assert not torch.allclose(y[:, :, 7:], y2[:, :, 7:])
+
+
+@pytest.mark.parametrize("T", [1, 2, 9])
+def test_key_mask_fast_matches_reference_forward_and_backward(T):
+    # A padding mask (left pads in row 0, an interior hole in row 1): both paths agree, gradients included,
+    # and a row with nothing admissible before it reads exactly 0.
+    torch.manual_seed(10 + T)
+    q, k, v = (torch.randn(2, 3, T, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    key_mask = torch.ones(2, T, dtype=torch.bool)
+    key_mask[0, : T // 2] = False
+    key_mask[1, T // 2] = False
+    y_ref = strict_past_retrieval_reference(q, k, v, key_mask=key_mask)
+    y = strict_past_retrieval(q, k, v, key_mask=key_mask)
+    assert_close(y, y_ref, what="forward")
+    first_real = T // 2
+    assert torch.equal(y[0, :, : first_real + 1], torch.zeros_like(y[0, :, : first_real + 1]))
+    g = torch.randn_like(y)
+    for a, b_, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
+        assert torch.isfinite(a).all()
+        assert_close(a, b_, what=f"grad {name}")
+
+
+@pytest.mark.parametrize("impl", [strict_past_retrieval, strict_past_retrieval_reference])
+def test_masked_keys_are_never_read(impl):
+    # Changing a padded key or value changes nothing; an all-True mask is the unmasked result.
+    torch.manual_seed(2)
+    q = k = torch.randn(2, 2, 8, 4)
+    v = torch.randn(2, 2, 8, 4)
+    key_mask = torch.ones(2, 8, dtype=torch.bool)
+    key_mask[:, :3] = False
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, :3] += 3.0
+    v2[:, :, :3] -= 7.0
+    assert torch.equal(impl(q, k, v, key_mask=key_mask), impl(q, k2, v2, key_mask=key_mask))
+    assert_close(impl(q, k, v, key_mask=torch.ones(2, 8, dtype=torch.bool)), impl(q, k, v))

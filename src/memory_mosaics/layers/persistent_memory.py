@@ -5,6 +5,8 @@ built like a context-memory key (its own W_φ, leaky average and θ) but scaled 
 carry no scale. Every slot is visible at every position (no mask):
 
     y_t = c_proj( concat_h α_h Σ_p softmax_p(q_tᵀ M_k[p]) M_v[p] ),    α_h = exp(10·η_h)
+
+`mask` (B, T), optional, False at padding: pad inputs are zeroed before the query's leaky average.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import MosaicConfig
+from ..ops.padding import zero_padding
 from ..ops.retrieval import retrieve
 from .heads import merge_heads
 from .init import init_linear
@@ -69,12 +72,12 @@ class PersistentMemory(nn.Module):
     def _read(self, q: torch.Tensor) -> torch.Tensor:
         return self.resid_dropout(self.c_proj(merge_heads(self.recall(q))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._read(self.query(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self._read(self.query(zero_padding(x, mask)))
 
     # --- cached decoding (generation.py): the only state is the query's leaky average ---
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q, state = self.query.prefill(x)
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        q, state = self.query.prefill(zero_padding(x, mask))
         return self._read(q), state
 
     def step(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

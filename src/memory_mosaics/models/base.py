@@ -29,6 +29,18 @@ class CausalLM(nn.Module):
             bad = lo if lo < 0 else hi
             raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
 
+    def check_mask(self, mask: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+        """A padding mask (B, T) as bool, True at real tokens; None when absent or all True (the unpadded path)."""
+        if mask is None:
+            return None
+        if not isinstance(mask, torch.Tensor) or mask.shape != idx.shape:
+            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"the padding mask must be a tensor shaped like the token ids {tuple(idx.shape)}, got {got}")
+        mask = mask.to(device=idx.device, dtype=torch.bool)
+        if torch.compiler.is_compiling():
+            return mask
+        return None if bool(mask.all()) else mask
+
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         """Sample max_new_tokens tokens after idx (B, T); temperature 0 is greedy. See generation.py."""
@@ -42,14 +54,16 @@ class CausalLM(nn.Module):
         """Raise ValueError if the model cannot take T positions (no limit by default)."""
 
     @torch.no_grad()
-    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, ModelCache]:
-        """Run a prompt (B, T) in one parallel pass: logits (B, T, V) and the cache to continue from."""
+    def prefill(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ModelCache]:
+        """Run a prompt (B, T) in one parallel pass: logits (B, T, V) and the cache to continue from.
+        mask (B, T), optional: False at left padding; the cache then keeps it and decoding never reads the pads."""
         self.check_tokens(idx)
         self.check_length(idx.shape[1])
-        x = self.embed(idx, 0)
-        cache = ModelCache(length=idx.shape[1])
+        mask = self.check_mask(mask, idx)
+        x = self.embed(idx, 0, mask)
+        cache = ModelCache(length=idx.shape[1], mask=mask)
         for block in self.blocks:
-            x, block_cache = block.prefill(x)
+            x, block_cache = block.prefill(x, mask)
             cache.blocks.append(block_cache)
         return self.logits(x), cache
 
@@ -60,9 +74,11 @@ class CausalLM(nn.Module):
         if idx.shape[1] != 1:
             raise ValueError(f"decode_step takes one token per sequence, got shape {tuple(idx.shape)}")
         self.check_length(cache.length + 1)
-        x = self.embed(idx, cache.length)
+        if cache.mask is not None:  # the new token is real
+            cache.mask = torch.cat([cache.mask, cache.mask.new_ones(idx.shape[0], 1)], dim=1)
+        x = self.embed(idx, cache.length, cache.mask)
         for block, block_cache in zip(self.blocks, cache.blocks):
-            x = block.step(x, block_cache)
+            x = block.step(x, block_cache, cache.mask)
         cache.length += 1
         return self.logits(x)
 

@@ -39,21 +39,25 @@ class MosaicBlock(nn.Module):
         for module in (self.ln_1, self.cmem, self.ln_2, self.pmem):
             module.reset_parameters()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.cmem(self.ln_1(x))
-        return x + self.pmem(self.ln_2(x))
+    def _ffn(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # The MLP / SwiGLU ablations are per-position: padding cannot reach the real tokens through them.
+        return self.pmem(x, mask) if mask is not None and isinstance(self.pmem, PersistentMemory) else self.pmem(x)
 
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
-        y, cmem_cache = self.cmem.prefill(self.ln_1(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.cmem(self.ln_1(x), mask)
+        return x + self._ffn(self.ln_2(x), mask)
+
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+        y, cmem_cache = self.cmem.prefill(self.ln_1(x), mask)
         x = x + y
         if isinstance(self.pmem, PersistentMemory):
-            y, pmem_state = self.pmem.prefill(self.ln_2(x))
+            y, pmem_state = self.pmem.prefill(self.ln_2(x), mask)
         else:  # MLP / SwiGLU ablation: stateless
             y, pmem_state = self.pmem(self.ln_2(x)), None
         return x + y, [cmem_cache, pmem_state]
 
-    def step(self, x_t: torch.Tensor, cache: list) -> torch.Tensor:
-        x_t = x_t + self.cmem.step(self.ln_1(x_t), cache[0])
+    def step(self, x_t: torch.Tensor, cache: list, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x_t = x_t + self.cmem.step(self.ln_1(x_t), cache[0], mask)
         if isinstance(self.pmem, PersistentMemory):
             y, cache[1] = self.pmem.step(self.ln_2(x_t), cache[1])
         else:
@@ -80,7 +84,7 @@ class MemoryMosaic(CausalLM):
         self.ln_f.reset_parameters()
         nn.init.normal_(self.wte.weight, std=embedding_std(self.config.init, self.config.n_embd))
 
-    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Token embedding only: no positional encoding, so `start` plays no part."""
         return self.wte(idx)
 
@@ -98,10 +102,12 @@ class MemoryMosaic(CausalLM):
                 module.impl = impl
         return self
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, vocab_size). Any T ≥ 1 (block_size is only the training context)."""
+    def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, vocab_size). Any T ≥ 1 (block_size is only the training context).
+        mask (B, T), optional: False at padding, which never enters a memory (ops/padding.py)."""
         self.check_tokens(idx)
+        mask = self.check_mask(mask, idx)
         x = self.embed(idx)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         return self.logits(x)

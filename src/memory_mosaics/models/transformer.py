@@ -18,6 +18,7 @@ from ..config import TransformerConfig
 from ..layers import MLP
 from ..layers.init import embedding_std, init_linear, logit_scale
 from ..layers.heads import merge_heads, split_heads
+from ..ops.padding import masked_attention
 from .base import CausalLM
 
 
@@ -40,22 +41,31 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(x.shape[-1], dim=2)
         return split_heads(q, self.n_head), split_heads(k, self.n_head), split_heads(v, self.n_head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attend(self, q, k, v, mask: torch.Tensor | None, dropout_p: float = 0.0) -> torch.Tensor:
+        """Causal attention; mask (B, T), optional, False at padding, whose keys are never read."""
+        if mask is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        T = q.shape[2]
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        return masked_attention(q, k, v, causal & mask.bool()[:, None, None, :], dropout_p)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = self.qkv(x)
-        p = self.attn_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        y = self.attend(q, k, v, mask, self.attn_dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(merge_heads(y)))
 
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
         q, k, v = self.qkv(x)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = self.attend(q, k, v, mask)
         return self.c_proj(merge_heads(y)), KVCache(GrowingBuffer(k), GrowingBuffer(v))
 
-    def step(self, x_t: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def step(self, x_t: torch.Tensor, cache: KVCache, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask (B, t+1), optional: which positions 0..t are real (the new token t always is)."""
         q, k, v = self.qkv(x_t)
         cache.keys.append(k)
         cache.values.append(v)
-        y = F.scaled_dot_product_attention(q, cache.keys.view(), cache.values.view())  # the new token sees all
+        attn_mask = None if mask is None else mask.bool()[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, cache.keys.view(), cache.values.view(), attn_mask=attn_mask)
         return self.c_proj(merge_heads(y))
 
 
@@ -71,17 +81,17 @@ class TransformerBlock(nn.Module):
         for module in (self.ln_1, self.attn, self.ln_2, self.mlp):
             module.reset_parameters()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), mask)
         return x + self.mlp(self.ln_2(x))
 
-    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
-        y, cache = self.attn.prefill(self.ln_1(x))
+    def prefill(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
+        y, cache = self.attn.prefill(self.ln_1(x), mask)
         x = x + y
         return x + self.mlp(self.ln_2(x)), cache
 
-    def step(self, x_t: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        x_t = x_t + self.attn.step(self.ln_1(x_t), cache)
+    def step(self, x_t: torch.Tensor, cache: KVCache, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x_t = x_t + self.attn.step(self.ln_1(x_t), cache, mask)
         return x_t + self.mlp(self.ln_2(x_t))
 
 
@@ -113,19 +123,25 @@ class Transformer(CausalLM):
                 f"sequence length {T} exceeds the transformer's position table (block_size={self.config.block_size})"
             )
 
-    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Token plus learned position embeddings for positions start .. start+T-1."""
-        return self.wte(idx) + self.wpe(torch.arange(start, start + idx.shape[1], device=idx.device))
+    def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Token plus learned position embeddings for positions start .. start+T-1. With a padding mask (B, ≥ start+T)
+        a row's positions count its real tokens only, so a left-padded prompt starts at position 0."""
+        if mask is None:
+            return self.wte(idx) + self.wpe(torch.arange(start, start + idx.shape[1], device=idx.device))
+        pos = (mask.long().cumsum(-1) - 1).clamp_min(0)[:, start:start + idx.shape[1]]  # (B, T)
+        return self.wte(idx) + self.wpe(pos)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         h = self.ln_f(x)
         return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids with T ≤ block_size -> logits (B, T, vocab_size)."""
+    def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids with T ≤ block_size -> logits (B, T, vocab_size). mask (B, T), optional: False at
+        padding (positions then count real tokens only)."""
         self.check_tokens(idx)
         self.check_length(idx.shape[1])
-        x = self.drop(self.embed(idx))
+        mask = self.check_mask(mask, idx)
+        x = self.drop(self.embed(idx, 0, mask))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
         return self.logits(x)

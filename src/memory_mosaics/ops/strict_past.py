@@ -13,6 +13,7 @@ predicts x_{t+1}; reading j = t would leak the target.
   `scaled_dot_product_attention(is_causal=True)` can use its flash / memory-efficient kernels.
 
 Scores carry no 1/√d: the bandwidth is already in the keys (scale=1). q, k, v: (B, H, T, D).
+`key_mask` (B, T), optional: False at padding, whose keys are never read (ops/padding.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .padding import masked_attention
 from .retrieval import retrieval_weights
 
 
@@ -31,24 +33,32 @@ def strict_past_mask(t_q: int, t_k: int | None = None, device=None, offset: int 
     return j < i
 
 
-def strict_past_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """(B, H, T, T) retrieval weights; row 0 is all zeros."""
-    return retrieval_weights(q, k, 1.0, strict_past_mask(q.shape[-2], k.shape[-2], q.device))
+def strict_past_weights(q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, T, T) retrieval weights; row 0 (and any row with only padding before it) is all zeros."""
+    allowed = strict_past_mask(q.shape[-2], k.shape[-2], q.device)
+    if key_mask is not None:
+        allowed = allowed & key_mask.bool()[:, None, None, :]
+    return retrieval_weights(q, k, 1.0, allowed)
 
 
 def strict_past_retrieval_reference(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False,
+    key_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    weights = strict_past_weights(q, k)
+    weights = strict_past_weights(q, k, key_mask)
     if dropout_p > 0.0 and training:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v
 
 
 def strict_past_retrieval(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False,
+    key_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     T = q.shape[-2]
+    if key_mask is not None:  # padding: a dense (B, 1, T, T) mask instead of the shifted causal one
+        allowed = strict_past_mask(T, k.shape[-2], q.device) & key_mask.bool()[:, None, None, :]
+        return masked_attention(q, k, v, allowed, dropout_p if training else 0.0, scale=1.0)
     if T == 1:
         return torch.zeros_like(v)
     y = F.scaled_dot_product_attention(
