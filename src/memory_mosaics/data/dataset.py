@@ -127,9 +127,15 @@ PROGRESS_BYTES = 16 << 20  # show a progress bar when tokenising more than this
 
 
 def _counting(segments, bar):
+    """Pass segments through, advancing the bar by their characters (≈ bytes) every MiB or so."""
+    pending = 0
     for text, ends in segments:
-        bar.update(len(text.encode("utf-8")) + (len(EOT) if ends else 0))
+        pending += len(text) + (len(EOT) if ends else 0)
+        if pending >= 1 << 20:
+            bar.update(pending)
+            pending = 0
         yield text, ends
+    bar.update(pending)
 
 
 def train_val_split(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

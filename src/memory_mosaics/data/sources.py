@@ -116,14 +116,16 @@ def _split_stream(chunks: Iterator[str], name: str) -> Iterator[tuple[str, bool]
         nul += chunk.count("\x00")
         visible += len(chunk) - sum(chunk.count(c) for c in " \n\t\r")
         buf += chunk
-        while EOT in buf:
-            piece, buf = buf.split(EOT, 1)
+        if EOT in buf:
+            pieces = buf.split(EOT)  # one split per chunk (splitting one story at a time would copy the rest)
+            buf = pieces.pop()  # after the last separator: kept for the next chunk
             seen_eot = True
-            if open_doc:  # the last piece of a long document
-                yield piece, True
-                open_doc = False
-            elif piece.strip():
-                yield piece.strip("\n"), True
+            for piece in pieces:
+                if open_doc:  # the last piece of a long document
+                    yield piece, True
+                    open_doc = False
+                elif piece.strip():
+                    yield piece.strip("\n"), True
         if len(buf) > SEGMENT_CHARS:  # a long document: pass on all but its last line (it may hold part of an EOT)
             cut = buf.rfind("\n", 0, len(buf) - len(EOT)) + 1 or len(buf) - len(EOT)
             yield buf[:cut], False
