@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from memory_mosaics import MemoryMosaic, MosaicConfig
-from tests.conftest import assert_close
+from tests.conftest import assert_close, grad_scale
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels: one to a few minutes on 2 cores
@@ -19,5 +19,6 @@ def test_torch_compile_matches_eager_forward_and_backward():
     out = compiled(idx)
     assert_close(out, eager, what="compiled forward")
     F.cross_entropy(out.flatten(0, 1), idx.flatten()).backward()
+    scale = grad_scale(*grads.values())  # float32, fused kernels: each gradient on the backward pass's scale
     for n, p in model.named_parameters():
-        assert_close(p.grad, grads[n], rtol=1e-4, what=f"compiled grad {n}")
+        assert_close(p.grad, grads[n], 1e-4, scale=scale, what=f"compiled grad {n}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
@@ -99,8 +99,10 @@ class MosaicConfig(_Config):
     n_embd: int = 768
     pmem_size: int = 2688  # persistent-memory slots per head; 3.5·n_embd matches a GPT-2 block's parameters
     dropout: float = 0.05  # residual dropout after each memory (the Library's hd_dropout)
-    cmem_attn_dropout: float = 0.0  # on context-memory retrieval weights: 0 in the paper (eft) runs, 0.05 for ICLL
-    pmem_attn_dropout: float = 0.05  # on persistent-memory retrieval weights (ic_dropout)
+    # Dropout on retrieval weights; None (unset): the same as `dropout`, so dropout=0.0 means no dropout at all
+    # (any attention dropout also sends CPU attention to its slow unfused path). Presets set them explicitly.
+    cmem_attn_dropout: Optional[float] = None  # context memory: 0 in the paper (eft) runs, 0.05 for ICLL
+    pmem_attn_dropout: Optional[float] = None  # persistent memory (ic_dropout)
     # Ablation switches (all True / "pmem" is the paper's model).
     value_peek: bool = True  # False: v_t = α·Norm(W x_t), no look at x_{t+1}
     key_leaky_average: bool = True  # False: k_t from x_t alone (λ = 0), in C-mem keys and P-mem queries
@@ -132,6 +134,10 @@ class MosaicConfig(_Config):
     }
 
     def __post_init__(self) -> None:
+        if self.cmem_attn_dropout is None:
+            self.cmem_attn_dropout = self.dropout
+        if self.pmem_attn_dropout is None:
+            self.pmem_attn_dropout = self.dropout
         self._validate_common()
         if not isinstance(self.pmem_size, int) or self.pmem_size <= 0:
             raise ConfigError(f"pmem_size must be a positive integer, got {self.pmem_size!r}")

@@ -8,6 +8,8 @@ its training context; the transformer crops its context to the last `block_size`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 
@@ -33,10 +35,9 @@ def _max_context(model) -> int | None:
     return model.config.block_size if hasattr(model, "wpe") else None
 
 
-@torch.no_grad()
-def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Extend idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens)."""
+def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+           use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Yield each new token (B, 1) as soon as it is sampled (what `mosaic sample` prints as it goes)."""
     model.check_tokens(idx)
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
@@ -46,17 +47,26 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     try:
         cache = None
         for _ in range(max_new_tokens):
-            if not use_cache:
-                context = idx if limit is None else idx[:, -limit:]
-                logits = model(context)[:, -1]
-            elif cache is None or (limit is not None and cache.length >= limit):
-                # (Re)start from the visible window: the first token, or a transformer at its position limit.
-                context = idx if limit is None else idx[:, -limit:]
-                logits, cache = model.prefill(context)
-                logits = logits[:, -1]
-            else:
-                logits = model.decode_step(idx[:, -1:], cache)[:, -1]
-            idx = torch.cat([idx, sample_next(logits, temperature, top_k, generator)], dim=1)
+            with torch.no_grad():
+                if not use_cache:
+                    context = idx if limit is None else idx[:, -limit:]
+                    logits = model(context)[:, -1]
+                elif cache is None or (limit is not None and cache.length >= limit):
+                    # (Re)start from the visible window: the first token, or a transformer at its position limit.
+                    context = idx if limit is None else idx[:, -limit:]
+                    logits, cache = model.prefill(context)
+                    logits = logits[:, -1]
+                else:
+                    logits = model.decode_step(idx[:, -1:], cache)[:, -1]
+                nxt = sample_next(logits, temperature, top_k, generator)
+            idx = torch.cat([idx, nxt], dim=1)
+            yield nxt
     finally:
         model.train(was_training)
-    return idx
+
+
+def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             use_cache: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Extend idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens)."""
+    new = list(stream(model, idx, max_new_tokens, temperature, top_k, use_cache, generator))
+    return torch.cat([idx, *new], dim=1)

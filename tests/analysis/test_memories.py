@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from memory_mosaics import MemoryMosaic, MosaicConfig
@@ -49,5 +50,6 @@ def test_persistent_slots_and_head_table():
     rows = head_table(model)
     assert len(rows) == 4
     # initial ρ = linspace(0.5, 5, H)/10: head 0 has b = 0.5 (2 tokens), head 1 b = 5 (0.2 tokens)
-    assert abs(rows[0]["cmem_time_constant"] - 2.0) < 1e-5 and abs(rows[1]["cmem_time_constant"] - 0.2) < 1e-5
+    assert rows[0]["cmem_time_constant"] == pytest.approx(2.0, rel=1e-5)
+    assert rows[1]["cmem_time_constant"] == pytest.approx(0.2, rel=1e-5)
     assert rows[0]["cmem_gamma"] == float(model.blocks[0].cmem.value.gamma[0].detach())

@@ -20,7 +20,7 @@ def test_eval_json_and_curves(capsys, trained, text_file):
     assert len(rows) == 256 and rows[0].keys() == {"position", "loss_ctx64", "loss_ctx128", "loss_ctx256"}
     assert rows[100]["loss_ctx64"] == "" and rows[100]["loss_ctx128"] != ""
     mean64 = sum(float(r["loss_ctx64"]) for r in rows[:64]) / 64
-    assert abs(mean64 - report["loss"]) < 1e-5
+    assert abs(mean64 - report["loss"]) < 1e-5 * report["loss"]  # CSV keeps 6 decimals of losses ≈ 3-6
     assert open(report["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 

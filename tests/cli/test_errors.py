@@ -8,21 +8,12 @@ import pytest
 
 from memory_mosaics.cli import main
 
-from tests.conftest import TINY
+from tests.conftest import TINY, one_line_error
 
 
 def tree_digest(folder):
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "metrics.csv"}
-
-
-def one_line_error(capsys, argv, match):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert match in err, err
-    return err
 
 
 def test_data_errors(capsys, tmp_path):

@@ -36,9 +36,18 @@ def test_batched_evaluation_matches_per_sequence_scoring():
     model = build_icl_model("mosaic", n_layer=1, dropout=False).eval()
     batched = regbench_evaluate(model, data.test, batch_size=5)
     with torch.no_grad():
-        probs = [torch.softmax(model(torch.from_numpy(e.inputs)[None]), -1)[0].double().numpy() for e in data.test]
-    single = score_distributions(probs, data.test)
-    assert batched["accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
+        logits = [model(torch.from_numpy(e.inputs)[None])[0] for e in data.test]
+    single = score_distributions([torch.softmax(lg, -1).double().numpy() for lg in logits], data.test)
+    # Batched and single forwards differ by float32 round-off, so an argmax can flip only where the top two
+    # logits are within round-off of each other (1e-5 of the row's largest |logit| bounds it ~100-fold).
+    # Accuracy may differ by exactly those positions, no more; they must be rare for the test to mean anything.
+    near_ties = 0
+    for lg in logits:
+        top2 = lg.topk(2, dim=-1).values
+        near_ties += int((top2[:, 0] - top2[:, 1] <= 1e-5 * lg.abs().amax(-1)).sum())
+    n = batched["positions"]
+    assert batched["positions"] == single["positions"] and near_ties <= n // 100
+    assert abs(batched["accuracy"] - single["accuracy"]) * n <= near_ties + 1e-9
     assert batched["tvd"] == pytest.approx(single["tvd"], rel=1e-4)
 
 

@@ -28,19 +28,19 @@ def test_bad_heads_and_input():
 
 def test_complex_structure_is_multiplication_by_complex_numbers():
     torch.manual_seed(0)
-    lin = ComplexLinear(6, 6)
+    lin = ComplexLinear(6, 6).double()  # float64: two summation orders differ by ~1e-16, far below rtol anywhere
     W = lin.weight.detach()
     for i in range(3):
         for j in range(3):
             a, c = W[2 * i, 2 * j], W[2 * i, 2 * j + 1]
             assert torch.equal(W[2 * i:2 * i + 2, 2 * j:2 * j + 2], torch.stack([torch.stack([a, c]), torch.stack([-c, a])]))
     # as a complex matrix Z with Z_ij = a_ij − i·c_ij acting on z = s + i·c_pair: y = x Wᵀ
-    x = torch.randn(5, 6)
+    x = torch.randn(5, 6, dtype=torch.float64)
     y = lin(x).detach()
     Z = torch.complex(lin.a, -lin.c).detach()
     z = torch.complex(x[:, 0::2], x[:, 1::2])
     yz = z @ Z.T
-    assert_close(torch.stack([yz.real, yz.imag], -1).reshape(5, 6), y, 1e-6, what="complex product")
+    assert_close(torch.stack([yz.real, yz.imag], -1).reshape(5, 6), y, 1e-12, what="complex product")
     # the magnitudes scale rotated inputs: |W| is invariant to a phase on every moon
     assert torch.allclose(lin.magnitude(), Z.abs())
 
@@ -77,13 +77,13 @@ def test_fast_retrieval_matches_reference_and_is_strict_past(heads):
 
 def test_beta_is_fixed_at_50():
     torch.manual_seed(3)
-    m = MoonsMemory(1)
-    x = windows(1, 12)
+    m = MoonsMemory(1).double()  # β = 50 scores: float64 keeps round-off 10^6 below rtol on any CPU
+    x = windows(1, 12).double()
     k = m.key(x)[0]
     att = m.attention(x)[0, 0]
     t = 7
     expect = torch.softmax(BETA * k[:t] @ k[t], 0)
-    assert_close(att[t, :t], expect, 1e-5, what="weights")
+    assert_close(att[t, :t], expect, 1e-10, what="weights")
     assert att[t, t:].abs().max() == 0
 
 
@@ -97,7 +97,7 @@ def test_cached_generation_matches_full_recomputation(heads):
             cached = m.generate(x[:, :c], 30)
             full = m.generate(x[:, :c], 30, use_cache=False)
             assert cached.shape == (4, 30, 6)
-            assert_close(cached, full, 1e-5, 1e-6, what=f"context {c}")
+            assert_close(cached, full, 1e-5, what=f"context {c}")
 
 
 def test_evaluation_fast_path_matches_plain_generation():
@@ -109,8 +109,9 @@ def test_evaluation_fast_path_matches_plain_generation():
     for c, e5, e25 in zip(contexts, errs[5], errs[25]):
         gen = m.generate(x[:, :c], 25, use_cache=False)
         truth = x[:, c:c + 25]
-        assert e5 == pytest.approx((gen[:, :5] - truth[:, :5]).abs().mean().item(), rel=1e-4, abs=1e-6)
-        assert e25 == pytest.approx((gen - truth).abs().mean().item(), rel=1e-4, abs=1e-6)
+        # Mean |error| of an untrained model: O(0.1) or more, never near 0, so a relative tolerance suffices.
+        assert e5 == pytest.approx((gen[:, :5] - truth[:, :5]).abs().mean().item(), rel=1e-4)
+        assert e25 == pytest.approx((gen - truth).abs().mean().item(), rel=1e-4)
 
 
 @pytest.mark.parametrize("heads", [1, 3])

@@ -19,7 +19,7 @@ def explicit_nadaraya_watson(q, k, v, beta):
 def test_kernel_regression_matches_explicit_formula():
     torch.manual_seed(0)
     q, k, v = torch.randn(5, 3, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64), torch.randn(7, 2, dtype=torch.float64)
-    assert_close(kernel_regression(q, k, v, 0.7), explicit_nadaraya_watson(q, k, v, 0.7), rtol=1e-10, atol=1e-12)
+    assert_close(kernel_regression(q, k, v, 0.7), explicit_nadaraya_watson(q, k, v, 0.7), 1e-10)
 
 
 def test_equal_norm_keys_turn_kernel_regression_into_softmax():
@@ -28,7 +28,7 @@ def test_equal_norm_keys_turn_kernel_regression_into_softmax():
     k = F.normalize(torch.randn(2, 4, 9, 8, dtype=torch.float64), dim=-1) * 1.3  # any common norm
     v = torch.randn(2, 4, 9, 5, dtype=torch.float64)
     beta = 3.0
-    assert_close(retrieve(q, k, v, 2 * beta), kernel_regression(q, k, v, beta), rtol=1e-10, atol=1e-12)
+    assert_close(retrieve(q, k, v, 2 * beta), kernel_regression(q, k, v, beta), 1e-10)
 
 
 def test_unequal_norms_differ_from_softmax():

@@ -2,24 +2,30 @@ import pytest
 import torch
 
 from memory_mosaics.ops import strict_past_retrieval, strict_past_retrieval_reference, strict_past_weights
-from tests.conftest import assert_close
+from tests.conftest import assert_close, grad_scale
 
 
 @pytest.mark.parametrize("T", [1, 2, 5, 33])
 def test_fast_matches_reference_forward_and_backward(T):
+    # float64: the two paths differ by round-off only (~1e-16 of the magnitudes), 10^6 below rtol on any CPU.
     torch.manual_seed(T)
-    q = torch.randn(2, 3, T, 4, requires_grad=True)
-    k = torch.randn(2, 3, T, 4, requires_grad=True)
-    v = torch.randn(2, 3, T, 4, requires_grad=True)
+    q = torch.randn(2, 3, T, 4, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 3, T, 4, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(2, 3, T, 4, dtype=torch.float64, requires_grad=True)
     y_ref = strict_past_retrieval_reference(q, k, v)
     y = strict_past_retrieval(q, k, v)
-    assert_close(y, y_ref, what="forward")
+    if T > 1:
+        assert_close(y, y_ref, 1e-10, what="forward")
     if T == 1:  # nothing to read: the output is a constant 0
         assert torch.equal(y, torch.zeros_like(y))
         return
     g = torch.randn_like(y)
-    for a, b_, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
-        assert_close(a, b_, what=f"grad {name}")
+    grads, grads_ref = torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g)
+    # At T = 2 the one readable pair has weight 1: q and k get exactly zero gradient in the reference and
+    # round-off in the fast path, so every gradient is measured on the scale of the whole backward pass.
+    scale = grad_scale(*grads_ref)
+    for a, b_, name in zip(grads, grads_ref, "qkv"):
+        assert_close(a, b_, 1e-10, scale=scale, what=f"grad {name}")
 
 
 def test_first_output_is_zero_and_rows_sum_to_one():
@@ -57,13 +63,17 @@ def test_key_mask_fast_matches_reference_forward_and_backward(T):
     key_mask[1, T // 2] = False
     y_ref = strict_past_retrieval_reference(q, k, v, key_mask=key_mask)
     y = strict_past_retrieval(q, k, v, key_mask=key_mask)
-    assert_close(y, y_ref, what="forward")
+    # Outputs are convex combinations of values: |v| is their scale (they are all 0 where nothing is readable).
+    assert_close(y, y_ref, 1e-10, scale=v.abs().max().item(), what="forward")
     first_real = T // 2
     assert torch.equal(y[0, :, : first_real + 1], torch.zeros_like(y[0, :, : first_real + 1]))
     g = torch.randn_like(y)
-    for a, b_, name in zip(torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g), "qkv"):
+    grads, grads_ref = torch.autograd.grad(y, (q, k, v), g), torch.autograd.grad(y_ref, (q, k, v), g)
+    # One readable pair gives q, k exactly zero gradient; with none readable every gradient is 0: |g|·|v| then.
+    scale = grad_scale(*grads_ref) or g.abs().max().item() * v.abs().max().item()
+    for a, b_, name in zip(grads, grads_ref, "qkv"):
         assert torch.isfinite(a).all()
-        assert_close(a, b_, what=f"grad {name}")
+        assert_close(a, b_, 1e-10, scale=scale, what=f"grad {name}")
 
 
 @pytest.mark.parametrize("impl", [strict_past_retrieval, strict_past_retrieval_reference])

@@ -26,7 +26,7 @@ def test_per_position_loss_matches_reference(cls):
     res = per_position_loss(model, data, 32, n_batches=3, batch_size=4, seed=7)
     ref = reference(model, data, 32, fixed_starts(len(data), 32, 12, 7))
     assert res.per_position.shape == (32,) and res.tokens == 12 * 32
-    np.testing.assert_allclose(res.per_position, ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.per_position, ref.detach().numpy(), rtol=1e-5)  # losses ≈ ln 50, never ~0
     assert res.loss == pytest.approx(float(ref.mean()), rel=1e-5)
     assert res.perplexity == pytest.approx(np.exp(res.loss))
 

@@ -30,14 +30,16 @@ def test_resume_continues_exactly(text_file, tmp_path, model):
     b, *_ = load_model(split)
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
-    assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000008"]  # older checkpoints removed
+    assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000004", "ckpt-0000008"]  # keep 2 by default
 
 
 def test_grad_accumulation_matches_full_batch(text_file, tmp_path):
     train(TrainConfig(**tiny_args(text_file, tmp_path / "a", batch_size=8, grad_accum=1, max_steps=4)))
     train(TrainConfig(**tiny_args(text_file, tmp_path / "b", batch_size=8, grad_accum=2, max_steps=4)))
     la, lb = losses(tmp_path / "a"), losses(tmp_path / "b")
-    assert la[0] == pytest.approx(lb[0], rel=1e-6)  # same windows, same initial weights
+    # Same windows, same initial weights: only the summation order of a float32 mean over 512 tokens differs
+    # (≤ ~1e-6 relative in the worst case), while different windows would differ by ~1e-2.
+    assert la[0] == pytest.approx(lb[0], rel=1e-5)
     assert la == pytest.approx(lb, rel=1e-4)
 
 

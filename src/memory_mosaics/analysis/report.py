@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..jsonsafe import dumps
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Report:
         path = self.out / "report.html"
         path.write_text(page, encoding="utf-8")
         if data is not None:
-            (self.out / "report.json").write_text(json.dumps(data, indent=1))
+            (self.out / "report.json").write_text(dumps(data, indent=1))
         return path
 
 

@@ -29,15 +29,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:  # errno errors: "No space left on device: PATH"
+        return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    return " ".join(str(err).splitlines()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ..training import TrainingInterrupted
+
     args = build_parser().parse_args(argv)
     try:
         result = args.func(args)
-    except (UserError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+    except (UserError, ValueError, OSError) as err:  # OSError: full disk, read-only folder, missing file...
         if os.environ.get("MOSAIC_DEBUG"):
             raise
-        print(f"mosaic {args.command}: error: {err}", file=sys.stderr)
+        print(f"mosaic {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:  # SIGINT / SIGTERM: a checkpoint was saved at a step boundary
+        print(f"mosaic {args.command}: {stop}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print(f"mosaic {args.command}: interrupted", file=sys.stderr)
         return 130

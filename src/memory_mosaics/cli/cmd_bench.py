@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--skip", nargs="*", default=[], choices=["train", "generate"])
     p.add_argument("--quick", action="store_true", help="small lengths and 3 repeats: a smoke run in seconds")
-    p.add_argument("--out", default="bench.json", help="where to write the JSON results")
+    p.add_argument("--out", default=None,
+                   help="where to write the JSON results (default: runs/bench.json; with --quick: nowhere)")
     p.set_defaults(func=run)
 
 
@@ -29,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..bench import BenchConfig, format_table, run_benchmarks, save
 
-    if args.threads:
+    from ..training.distributed import parse_device
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
+    args.device = str(parse_device(args.device))
     cfg = BenchConfig(preset=args.preset, seq_lens=tuple(args.seq_lens), tokens_per_batch=args.tokens_per_batch,
                       gen_contexts=tuple(args.gen_contexts), gen_new_tokens=args.gen_new_tokens, repeats=args.repeats,
                       reference_max_len=args.reference_max_len, device=args.device, dtype=args.dtype,
@@ -44,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_benchmarks(cfg)
     print()
     print(format_table(result))
-    save(result, args.out)
-    print(f"\nwrote {args.out}")
+    out = args.out or (None if args.quick else "runs/bench.json")  # a smoke run leaves the working tree alone
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        save(result, out)
+        print(f"\nwrote {out}")
     return 0

@@ -12,7 +12,6 @@ the JSON says so for those contexts instead of failing.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -84,11 +83,11 @@ def write_curves(results: dict[int, object], out: Path, title: str) -> tuple[Pat
 
 
 def run(args) -> int:
-    import torch
-
     from ..data import tokenize_cached, train_val_split
     from ..evaluation import per_position_loss
+    from ..jsonsafe import dumps
     from ..training.checkpoint import load_model
+    from ..training.distributed import parse_device
 
     cfg = build_config(EvalConfig, args, recipe=args.recipe)
     if not cfg.checkpoint:
@@ -97,7 +96,9 @@ def run(args) -> int:
         raise ValueError("no evaluation data given (pass --data SOURCE)")
     if not cfg.context_multiples or min(cfg.context_multiples) < 1:
         raise ValueError("--context-multiples must be positive integers")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if cfg.batches < 1 or cfg.batch_size < 1:
+        raise ValueError(f"--batches and --batch-size must be ≥ 1, got {cfg.batches} and {cfg.batch_size}")
+    device = parse_device(cfg.device)
     model, tokenizer, train_cfg, ckpt = load_model(cfg.checkpoint, device)
     tokens = tokenize_cached(cfg.data, tokenizer)  # streamed
     if cfg.split != "all":
@@ -124,5 +125,5 @@ def run(args) -> int:
     out = Path(cfg.out) if cfg.out else ckpt.parent / "eval" if (ckpt.parent / "latest").exists() else ckpt / "eval"
     csv_path, png_path = write_curves(results, out, f"{report['model']} per-position loss ({cfg.split})")
     report["csv"], report["png"] = str(csv_path), str(png_path)
-    print(json.dumps(report, indent=2))
+    print(dumps(report, indent=2))
     return 0

@@ -10,7 +10,8 @@ TASKS = ("regbench", "induction", "mqar")
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "icl", help="in-context learning benchmarks (RegBench, induction head, MQAR)",
-        description="Train a Memory Mosaic or a parameter-matched transformer on an in-context learning task and "
+        description="Train a Memory Mosaic or a matched transformer (same width, heads, depth; plus a position table) "
+                    "on an in-context learning task and "
                     "write results.json (accuracy, tvd, config, steps, wall time) and a plot to --out. --compare "
                     "trains both and prints a table beside the published numbers.")
     p.add_argument("--task", choices=TASKS, default="regbench")

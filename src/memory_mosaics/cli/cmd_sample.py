@@ -32,26 +32,46 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import math
+    import sys
+
     import torch
 
+    from ..generation import stream
     from ..training.checkpoint import load_model
+    from ..training.distributed import parse_device
 
     cfg = build_config(SampleConfig, args)
     if not cfg.checkpoint:
         raise ValueError("no checkpoint given (pass --checkpoint DIR)")
     if cfg.max_new_tokens < 0 or cfg.num_samples < 1:
         raise ValueError("--max-new-tokens must be ≥ 0 and --num-samples ≥ 1")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if not (math.isfinite(cfg.temperature) and cfg.temperature >= 0):
+        raise ValueError(f"--temperature must be a finite number ≥ 0, got {cfg.temperature}")
+    if cfg.top_k is not None and cfg.top_k < 1:
+        raise ValueError(f"--top-k must be ≥ 1, got {cfg.top_k}")
+    device = parse_device(cfg.device)
     model, tokenizer, _, _ = load_model(cfg.checkpoint, device)
     ids = tokenizer.encode(cfg.prompt) if cfg.prompt else [tokenizer.eot_id]
     if not ids:
         ids = [tokenizer.eot_id]
-    idx = torch.tensor([ids] * cfg.num_samples, dtype=torch.long, device=device)
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    out = model.generate(idx, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k, generator=gen)
-    for i, row in enumerate(out.tolist()):
+    out = sys.stdout
+    for i in range(cfg.num_samples):  # one after another, each printed token by token as it is sampled
         if i:
-            print("\n" + "-" * 40)
-        new = row[len(ids):]
-        print(cfg.prompt + tokenizer.decode(new))
+            out.write("\n" + "-" * 40 + "\n")
+        out.write(cfg.prompt)
+        out.flush()
+        pending = []  # tokens not printed yet: a character's bytes may span several byte-level BPE tokens
+        for tok in stream(model, idx, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
+                          generator=gen):
+            pending.append(int(tok))
+            text = tokenizer.decode(pending)
+            if not text.endswith("\ufffd"):  # hold back a character whose bytes are not all sampled yet
+                out.write(text)
+                out.flush()
+                pending = []
+        out.write(tokenizer.decode(pending) + "\n")
+        out.flush()
     return 0

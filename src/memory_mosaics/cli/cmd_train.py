@@ -3,13 +3,13 @@
     mosaic train --model mosaic --preset small --data shakespeare --tokenizer char --out runs/sh-mosaic
     mosaic train --recipe recipes/shakespeare-char.yaml --model transformer --out runs/sh-gpt
     mosaic train --out runs/sh-mosaic --resume --max-steps 4000        # continue (the saved config is reused)
+    mosaic train --out runs/sh-mosaic --resume --max-steps 4000 --lr-decay-steps 4000  # ... and stretch the cosine
     torchrun --nproc_per_node 8 -m memory_mosaics.cli train --recipe recipes/paper-babistories.yaml --out runs/p
 """
 
 from __future__ import annotations
 
-import json
-
+from ..jsonsafe import dumps
 from .typed import add_dataclass_args, build_config, given_values, load_recipe
 
 
@@ -36,8 +36,7 @@ def run(args) -> int:
             raise ValueError("--resume needs --out DIR (the run to continue)")
         if not ckpt_io.has_checkpoint(out):
             raise ValueError(f"nothing to resume: {out} has no checkpoint (drop --resume to start a new run)")
-        ckpt = ckpt_io.resolve(out)
-        ckpt_io.verify(ckpt)
+        ckpt, _ = ckpt_io.resumable(out)  # the trainer picks the same one and says so if it is not the newest
         cfg = merge_for_resume(ckpt_io.read_json(ckpt, "train_config.json"), given)
     else:
         cfg = build_config(TrainConfig, base=given)
@@ -45,5 +44,5 @@ def run(args) -> int:
         raise ValueError("no training data given (pass --data FILE, FOLDER, FILE.jsonl, shakespeare or tinystories)")
     summary = train(cfg)
     if summary:
-        print(json.dumps(summary))
+        print(dumps(summary))
     return 0

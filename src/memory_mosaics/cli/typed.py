@@ -10,7 +10,7 @@
 
 Flags default to argparse.SUPPRESS so "given on the command line" is known exactly; unknown recipe keys (typos)
 raise ConfigError with a suggestion. Supported field types: str, int, float, bool, Optional[...] of those,
-tuples/lists of them, and dict[str, Any] (flag `--name KEY=VALUE`, repeatable, VALUE parsed as YAML).
+tuples/lists of them, and dict[str, Any] (flag `--name KEY=VALUE [KEY=VALUE ...]`, repeatable, VALUE parsed as YAML).
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, skip: tuple[str,
             parser.add_argument(flag, nargs="?", const=True, type=_parse_bool, metavar="BOOL", **kw)
             parser.add_argument("--no-" + f.name.replace("_", "-"), action="store_false", dest=f.name,
                                 default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        elif origin is dict or tp is dict:
-            parser.add_argument(flag, action="append", type=_key_value, metavar="KEY=VALUE", **kw)
+        elif origin is dict or tp is dict:  # --model-args a=1 b=2, or repeated: --model-args a=1 --model-args b=2
+            parser.add_argument(flag, action="extend", nargs="+", type=_key_value, metavar="KEY=VALUE", **kw)
         elif origin in (list, tuple):
             inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
             parser.add_argument(flag, nargs="+", type=inner, **kw)

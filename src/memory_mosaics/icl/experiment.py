@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..jsonsafe import dumps
 from . import report
 from .models import build_icl_model
 from .train import Budget, regbench_budget, train_regbench, train_stream
@@ -28,8 +29,8 @@ def stream_budget(name: str, steps=None, lr=None) -> Budget:
             raise ValueError(f"--steps must be ≥ 1, got {steps}")
         b.steps, b.eval_every = steps, min(b.eval_every, max(1, steps // 6))
     if lr is not None:
-        if not lr > 0:
-            raise ValueError(f"--lr must be > 0, got {lr}")
+        if not 0 < lr < float("inf"):  # also refuses nan
+            raise ValueError(f"--lr must be a finite number > 0, got {lr}")
         b.lr = lr
     b.warmup = max(1, round(0.1 * b.steps))
     return b
@@ -114,7 +115,7 @@ def run_one(args) -> dict:
     res = dict(accuracy=res.pop("accuracy"), tvd=res.pop("tvd"), model=args.model, seed=args.seed,
                params=model.num_params(), config=model.config.to_dict(), **info, **res,
                threads=args.threads, wall_seconds=time.time() - t0)
-    (out / "results.json").write_text(json.dumps(res, indent=1))
+    (out / "results.json").write_text(dumps(res, indent=1))
     report.plot_run(res, out / "curve.png", f"{args.task}: {args.model} ({res['config']['n_layer']} layers)")
     tvd = "" if res["tvd"] is None else f"  TVD {res['tvd']:.3f}"
     log(f"{args.model}: test accuracy {res['accuracy']:.3f}{tvd}  (best step {res.get('best_step', res['steps'])}, "
@@ -198,7 +199,7 @@ def run_compare(args) -> dict:
     print("\n" + text, flush=True)
     summary = dict(task=args.task, header=header, table=table, ngram=ngram, wall_seconds=time.time() - t0,
                    results={k: {kk: v for kk, v in r.items() if kk not in ("history",)} for k, r in results.items()})
-    (out / "compare.json").write_text(json.dumps(summary, indent=1))
+    (out / "compare.json").write_text(dumps(summary, indent=1))
     (out / "table.md").write_text(text)
     print(f"wrote {out / 'table.md'}, {out / 'compare.png'} ({time.time() - t0:.0f}s)", flush=True)
     return summary

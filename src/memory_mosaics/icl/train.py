@@ -66,8 +66,8 @@ def regbench_budget(name: str, n_train: int, steps: int | None = None, lr: float
         b.steps = steps
         b.eval_every = min(b.eval_every, max(1, steps // 4))
     if lr is not None:
-        if not lr > 0:
-            raise ValueError(f"--lr must be > 0, got {lr}")
+        if not 0 < lr < float("inf"):  # also refuses nan
+            raise ValueError(f"--lr must be a finite number > 0, got {lr}")
         b.lr = lr
     if dropout is not None:
         b.dropout = dropout

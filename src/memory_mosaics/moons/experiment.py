@@ -6,8 +6,7 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
+from ..jsonsafe import dumps, finite
 from .data import BLOCK, TRAIN_PANEL_TRIPLE, VAL_TRIPLE, joint_period, to_steps
 from .evaluate import THRESHOLD, evaluate_triple
 from .model import MoonsMemory
@@ -48,7 +47,7 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
             log(f"reusing {prev}")
             return s
     model, losses, train_s = train(heads, seed, iters, batch, block, log=log)
-    torch.save({"state_dict": model.state_dict(), "config": cfg, "losses": losses}, out / "model.pt")
+    save_model(out, model, cfg, losses)
     t0 = time.perf_counter()
     ev = {name: evaluate_triple(model, triple, seed, windows, block, stride)
           for name, triple in (("train", TRAIN_PANEL_TRIPLE), ("val", VAL_TRIPLE))}
@@ -67,7 +66,7 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
     plots.plot_errors([summary], out / f"moons_error_{tag}.png")
     plots.plot_attention(model, out / f"moons_attention_{tag}.png", seed)
     plots.plot_weights(model, out / f"moons_weights_{tag}.png")
-    prev.write_text(json.dumps(summary, indent=1))
+    prev.write_text(dumps(summary, indent=1))
     log(f"heads {heads} seed {seed}: val threshold {summary['val_context_threshold']}, "
         f"train threshold {summary['train_context_threshold']} -> {out}")
     return summary
@@ -95,17 +94,45 @@ def run_compare(out, seeds=(100, 101, 102), iters: int = 500, batch: int = 64, b
     from . import plots
 
     plots.plot_errors(runs, out / "moons_compare.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.json").write_text(dumps(summary, indent=1))
     log(f"val context thresholds (5-step error < {THRESHOLD}): {summary['val_context_threshold']}")
     return summary
 
 
+def save_model(run_dir, model: MoonsMemory, cfg: dict, losses: list[float]) -> Path:
+    """The same checkpoint format as `mosaic train` (run_dir/ckpt-<iters>/ + latest; safetensors and JSON only,
+    so loading it can never run code): weights, model_config.json, train_config.json, losses.json."""
+    from ..training import checkpoint as ckpt_io
+
+    payloads = {
+        "model.safetensors": ckpt_io.weights_bytes(model.state_dict()),
+        "model_config.json": json.dumps({"model_type": "moons", "n_head": model.n_head}, indent=2).encode(),
+        "train_config.json": json.dumps(cfg, indent=2).encode(),
+        "losses.json": json.dumps(finite(losses)).encode(),
+    }
+    return ckpt_io.write_checkpoint(run_dir, cfg["iters"], payloads, keep=1)
+
+
 def load_model(run_dir) -> MoonsMemory:
-    """The trained model saved by `run_single` in run_dir/model.pt."""
-    path = Path(run_dir) / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no model.pt in {run_dir}")
-    ckpt = torch.load(path, map_location="cpu")
-    model = MoonsMemory(ckpt["config"]["heads"])
-    model.load_state_dict(ckpt["state_dict"])
+    """The trained model that `run_single` saved in run_dir (a run folder or its ckpt-<iters> folder)."""
+    from ..training import checkpoint as ckpt_io
+
+    ckpt = ckpt_io.resolve(run_dir)
+    ckpt_io.verify(ckpt, need=("model.safetensors", "model_config.json"))
+    config = ckpt_io.read_json(ckpt, "model_config.json")
+    if config.get("model_type") != "moons" or config.get("n_head") not in (1, 3):
+        raise ckpt_io.CheckpointError(f"{ckpt} does not hold a three-moons model (model_config.json: "
+                                      f"model_type {config.get('model_type')!r})")
+    model = MoonsMemory(config["n_head"])
+    ckpt_io.load_weights(model, ckpt / "model.safetensors")
     return model.eval()
+
+
+def is_moons_run(path) -> bool:
+    """Whether `path` is a `mosaic moons` run (or checkpoint) folder, judged by its JSON alone."""
+    from ..training import checkpoint as ckpt_io
+
+    try:
+        return ckpt_io.read_json(ckpt_io.resolve(path), "model_config.json").get("model_type") == "moons"
+    except ckpt_io.CheckpointError:
+        return False

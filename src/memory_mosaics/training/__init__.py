@@ -2,6 +2,7 @@
 
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .config import TrainConfig, merge_for_resume
-from .trainer import train
+from .trainer import TrainingInterrupted, train
 
-__all__ = ["CheckpointError", "TrainConfig", "load_model", "merge_for_resume", "save_checkpoint", "train"]
+__all__ = ["CheckpointError", "TrainConfig", "TrainingInterrupted", "load_model", "merge_for_resume", "save_checkpoint",
+           "train"]

@@ -3,6 +3,7 @@ and a key of a YAML recipe (recipes/*.yaml). Precedence: defaults < recipe < com
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
@@ -20,7 +21,7 @@ class TrainConfig:
     # What to train on what.
     model: str = _f("mosaic", "model family", choices=("mosaic", "transformer"))
     preset: str = _f("small", "model preset (tiny, small, icll, paper)")
-    model_args: dict = _f({}, "model config overrides, e.g. --model-args n_layer=2 (repeatable)")
+    model_args: dict = _f({}, "model config overrides, e.g. --model-args n_layer=2 n_head=4")
     data: str = _f("", "text file, folder of text files, .jsonl of strings, or shakespeare / tinystories")
     out: str = _f("", "run directory: checkpoints, metrics.csv, summary.json")
     tokenizer: str = _f("char", "char | bpe (trained on the data) | gpt2 (tiktoken)", choices=("char", "bpe", "gpt2"))
@@ -44,6 +45,7 @@ class TrainConfig:
     eval_batches: int = _f(10, "fixed validation batches per evaluation")
     eval_batch_size: Optional[int] = _f(None, "sequences per validation batch (default: batch_size / grad_accum; every process scores all)")
     checkpoint_interval: Optional[int] = _f(None, "save a checkpoint every N steps (default: eval_interval)")
+    keep_checkpoints: int = _f(2, "keep the newest N checkpoints (a damaged newest one falls back to the next)")
     log_interval: int = _f(10, "write a metrics.csv row every N steps")
     seed: int = _f(1337, "seed for initialisation, data sampling and dropout (+rank)")
     # Hardware.
@@ -68,13 +70,35 @@ class TrainConfig:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
         cls._check_keys(self.model_args)
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
-                     "bpe_vocab_size", "vocab_multiple"):
+                     "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("checkpoint_interval", "lr_decay_steps", "eval_batch_size", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be ≥ 1 (or unset), got {getattr(self, name)}")
         if self.batch_size % self.grad_accum:
             raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        self._check_optimisation()
+
+    def _check_optimisation(self) -> None:
+        """Values that train silently wrong (or not at all) are refused: lr > 0, 0 ≤ min_lr ≤ lr, ..."""
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "beta1", "beta2", "val_fraction"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"min_lr must be in [0, lr = {self.lr:g}], got {self.min_lr:g}")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
     @property
     def decay_steps(self) -> int:
@@ -87,7 +111,7 @@ class TrainConfig:
 # Fields a resumed run may change; every other field must match the checkpoint's (else ConfigError).
 RESUME_MUTABLE = {"max_steps", "eval_interval", "checkpoint_interval", "log_interval", "device", "compile",
                   "threads", "progress", "tensorboard", "wandb", "wandb_project", "resume", "out", "data",
-                  "lr_decay_steps"}
+                  "lr_decay_steps", "keep_checkpoints"}
 
 
 def merge_for_resume(saved: dict[str, Any], given: dict[str, Any]) -> TrainConfig:

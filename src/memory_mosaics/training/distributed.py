@@ -36,14 +36,30 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and info.enabled:
         device = f"cuda:{info.local_rank}"
-    dev = torch.device(device)
+    dev = parse_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device} requested but CUDA is not available")
         torch.cuda.set_device(dev)
     if info.enabled and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return info, dev
+
+
+def parse_device(name: str) -> torch.device:
+    """auto | cpu | cuda | cuda:N -> torch.device; ValueError (one line) for anything else or a missing GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return dev
 
 
 def teardown() -> None:
@@ -75,6 +91,15 @@ def all_mean(value: float, info: DistInfo, device: torch.device) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.item() / info.world
+
+
+def any_signal(signum: int | None, info: DistInfo, device: torch.device) -> int | None:
+    """The stop signal any process received (the largest number), so that every process stops at one step."""
+    if not info.enabled:
+        return signum
+    t = torch.tensor([signum or 0], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item()) or None
 
 
 def gather_objects(obj, info: DistInfo) -> list:

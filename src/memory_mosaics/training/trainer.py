@@ -8,12 +8,19 @@ Batches are drawn by one generator seeded identically on every process: each opt
 data a step sees does not depend on the number of processes — 2 processes × 4 sequences train exactly like
 1 process × 8. Schedule: linear warm-up then cosine to min_lr (optim.warmup_cosine). Evaluation uses a fixed
 set of validation windows so curves from different runs and models are comparable.
+
+SIGINT / SIGTERM (Ctrl-C, or what a scheduler sends before killing a job) stop the run at the next step
+boundary: a checkpoint of that step is written, then `TrainingInterrupted` is raised (`mosaic train` exits 130 /
+143). Resuming from it continues bit-exactly. A second Ctrl-C stops at once (KeyboardInterrupt, no checkpoint).
 """
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import signal
+import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,6 +33,7 @@ from ..config import CONFIGS, ConfigError, config_from_dict
 from ..data import (build_tokenizer, check_length, content_key, tokenize_cached, tokenizer_from_dict,
                     train_val_split, windows_at)
 from ..evaluation import per_position_loss
+from ..jsonsafe import dumps
 from ..optim import build_adamw, set_lr, warmup_cosine
 from . import checkpoint as ckpt_io
 from . import distributed as D
@@ -80,12 +88,62 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+class TrainingInterrupted(Exception):
+    """SIGINT / SIGTERM stopped training at a step boundary, after saving a checkpoint of that step."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint} — continue with "
+                         f"`mosaic train --out {checkpoint.parent} --resume`")
+
+
+class _StopOnSignal:
+    """Records SIGINT / SIGTERM instead of dying, so the loop can checkpoint at the next step boundary.
+    A second SIGINT raises KeyboardInterrupt at once. Only the main thread can set handlers."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def arm(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def disarm(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+
+def _writable_ancestor(path: Path) -> Path:
+    """The nearest existing folder at or above `path`: where creating `path` starts."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
 def _check_out_dir(cfg: TrainConfig) -> Path:
     if not cfg.out:
         raise ValueError("no output directory given (pass --out DIR)")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
+    base = _writable_ancestor(out)
+    if not base.is_dir():
+        raise ValueError(f"cannot create --out {out}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to --out {out}: {base} is not writable" if base == out else
+                         f"cannot create --out {out}: {base} is not writable")
     if cfg.resume and not ckpt_io.has_checkpoint(out):
         raise ValueError(f"nothing to resume: {out} has no checkpoint (drop --resume to start a new run)")
     if not cfg.resume and ckpt_io.has_checkpoint(out):
@@ -95,18 +153,36 @@ def _check_out_dir(cfg: TrainConfig) -> Path:
 
 def train(cfg: TrainConfig, tokenizer=None) -> dict:
     """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
-    A given tokenizer is used instead of training one (training/compare.py: every run on the same tokens)."""
+    A resumed run already at max_steps changes nothing and returns its existing summary. A given tokenizer is
+    used instead of training one (training/compare.py: every run on the same tokens)."""
     out = _check_out_dir(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     info, device = D.setup(cfg.device)
+    stop = _StopOnSignal()
     try:
-        return _train(cfg, out, info, device, tokenizer)
+        return _train(cfg, out, info, device, stop, tokenizer)
     finally:
+        stop.disarm()
         D.teardown()
 
 
-def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, tokenizer=None) -> dict:
+def _note(msg: str) -> None:
+    print(f"mosaic train: {msg}", file=sys.stderr, flush=True)
+
+
+def _schedule_note(cfg: TrainConfig, step: int) -> str:
+    """Which learning-rate schedule a resumed run follows, and how to stretch it."""
+    text = (f"resuming at step {step} of {cfg.max_steps}; learning rate: {cfg.warmup_steps} warm-up steps, "
+            f"cosine from {cfg.lr:g} to {cfg.min_lr:g} at step {cfg.decay_steps}")
+    if cfg.max_steps > cfg.decay_steps:
+        text += (f"; steps {max(step, cfg.decay_steps) + 1}-{cfg.max_steps} run at min_lr {cfg.min_lr:g} "
+                 f"(pass --lr-decay-steps {cfg.max_steps} to stretch the cosine over the longer run)")
+    return text
+
+
+def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, stop: _StopOnSignal,
+           tokenizer=None) -> dict:
     amp_dtype = autocast_dtype(cfg, device)
     micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
     if micro_global % info.world:
@@ -116,9 +192,19 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
     # Everything that can fail on user input happens before the first write to OUT.
     saved = None
     if cfg.resume:
-        ckpt_dir = ckpt_io.resolve(out)
-        ckpt_io.verify(ckpt_dir)
-        saved = ckpt_io.load_state(ckpt_dir)
+        ckpt_dir, saved = ckpt_io.resumable(out, log=_note if info.main else None)
+        missing = [k for k in ("optimizer", "scaler", "rng", "sampler", "data_key") if k not in saved]
+        if missing:
+            raise ckpt_io.CheckpointError(f"checkpoint {ckpt_dir}: its training state lacks {', '.join(missing)}")
+        if saved["step"] > cfg.max_steps:
+            raise ConfigError(f"the run in {out} is at step {saved['step']}, past --max-steps {cfg.max_steps}; "
+                              f"nothing was changed (pass a larger --max-steps to continue)")
+        if saved["step"] == cfg.max_steps:
+            if info.main:
+                _note(f"the run in {out} is already at step {saved['step']} = --max-steps: nothing to do, "
+                      f"nothing changed (pass a larger --max-steps to continue)")
+            summary = out / "summary.json"
+            return ckpt_io.read_json(out, "summary.json") if info.main and summary.is_file() else {}
         tokenizer = tokenizer_from_dict(ckpt_io.read_json(ckpt_dir, "tokenizer.json"))
         tokenizer, train_tok, val_tok, key = prepare_data(cfg, tokenizer)
         if key != saved["data_key"]:
@@ -149,11 +235,16 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
     torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
     step = 0
     if saved is not None:
-        D.load_optim_state(model, optimizer, saved["optimizer"], cfg.fsdp)
-        scaler.load_state_dict(saved["scaler"])
-        sampler.set_state(saved["sampler"])
-        rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
-        set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
+        try:
+            D.load_optim_state(model, optimizer, saved["optimizer"], cfg.fsdp)
+            scaler.load_state_dict(saved["scaler"])
+            sampler.set_state(saved["sampler"])
+            rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
+            set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise ckpt_io.CheckpointError(f"checkpoint {ckpt_dir}: its training state does not fit this run "
+                                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                                          ) from None
         step = saved["step"]
     fwd = torch.compile(model) if cfg.compile else model
     amp = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
@@ -172,12 +263,19 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
             state = {"step": at_step, "optimizer": o_state, "scaler": scaler.state_dict(), "rng": rngs,
                      "sampler": sampler.get_state(), "data_key": key, "world": info.world}
             ckpt_io.save_checkpoint(out, at_step, model_state=m_state, model_config=model_config.to_dict(),
-                                    tokenizer=tokenizer.to_dict(), train_config=cfg.to_dict(), state=state)
+                                    tokenizer=tokenizer.to_dict(), train_config=cfg.to_dict(), state=state,
+                                    keep=cfg.keep_checkpoints)
+        return out / f"ckpt-{at_step:07d}"
 
     metrics = None
     if info.main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"cannot create --out {out}: {err.strerror or err}") from None
         metrics = MetricsLog(out, cfg, resume_step=step if saved is not None else None)
+        if saved is not None:
+            _note(_schedule_note(cfg, step))
         n_params = raw.num_params()
         print(f"{cfg.model} ({cfg.preset}): {n_params:,} parameters, vocab {model_config.vocab_size}, "
               f"context {block}; {len(train_tok):,} train / {len(val_tok):,} val tokens; "
@@ -192,6 +290,7 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
     train_loss = val_loss = float("nan")
     tok_s = 0.0
     model.train()
+    stop.arm()  # from here on, SIGINT / SIGTERM mean "checkpoint at the next step boundary, then stop"
     while step < cfg.max_steps:
         t_step = time.time()
         lr = warmup_cosine(step, lr=cfg.lr, warmup=cfg.warmup_steps, total=cfg.decay_steps, min_lr=cfg.min_lr)
@@ -237,8 +336,16 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
                             elapsed_s=round(now - t_start, 3))
         bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
         bar.update(1)
-        if step % ckpt_every == 0 or step == cfg.max_steps:
+        saved_now = step % ckpt_every == 0 or step == cfg.max_steps
+        if saved_now:
             save(step)
+        signum = D.any_signal(stop.signum, info, device)  # every process stops at the same step
+        if signum is not None and step < cfg.max_steps:
+            bar.close()
+            where = save(step) if not saved_now else out / f"ckpt-{step:07d}"
+            if metrics:
+                metrics.close()
+            raise TrainingInterrupted(signum, step, where)
     bar.close()
     elapsed = time.time() - t_start
     trained_steps = step - (saved["step"] if saved is not None else 0)
@@ -251,5 +358,5 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
     if not info.main:
         return {}
     metrics.close()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(dumps(summary, indent=2))
     return summary
