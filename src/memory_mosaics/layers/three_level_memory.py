@@ -29,6 +29,7 @@ from ..ops.adaptive_bandwidth import INIT_THETA_ALPHA, INIT_THETA_BETA, adaptive
 from ..ops.windowed_retrieval import pairs_read, windowed_retrieval, windowed_retrieval_reference
 from .gated_key_extractor import GatedKeyExtractor
 from .heads import merge_heads
+from .init import init_linear
 from .value_extractor import ValueExtractor
 
 
@@ -48,11 +49,17 @@ class WindowedMemory(nn.Module):
             self.theta_alpha = nn.Parameter(torch.empty(H))
         self.attn_dropout = config.cmem_attn_dropout
         self.impl = config.impl
+        self.init, self.n_layer = config.init, config.n_layer
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """The per-head scalars this layer adds (v2 Table 6); Linears and the value extractor are the model's."""
+        """The key extractor's Linears (W_φ, W_g, W_λ) by the config's init scheme, the value extractor, and the
+        per-head scalars this layer adds (v2 Table 6). `v2_init=True` redraws the Linears afterwards (layers/v2_init.py)."""
+        for linear in self.key.modules():
+            if isinstance(linear, nn.Linear):
+                init_linear(linear, self.init, self.n_layer)
+        self.value.reset_parameters()
         if self.adaptive:
             self.theta_beta0.fill_(INIT_THETA_BETA)
             self.theta_beta1.fill_(INIT_THETA_BETA)
@@ -115,6 +122,13 @@ class ContextMemoryV2(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.h = config.short_window
         self.m, self.m_lo, self.m_hi = config.long_offset, config.long_offset_min, config.long_offset_max
+        self.init, self.n_layer = config.init, config.n_layer
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for memory in self.memories.values():
+            memory.reset_parameters()
+        init_linear(self.c_proj, self.init, self.n_layer, residual=True)
 
     def long_offset(self) -> int:
         """m: drawn from U[m_lo, m_hi] in training (when a range is set), else the fixed inference offset."""

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 from .. import build_model
 from ..config import CONFIGS, ConfigError, config_from_dict
-from ..data import (build_tokenizer, check_length, content_key, load_documents, tokenize_cached,
-                    tokenizer_from_dict, train_val_split, windows_at)
+from ..data import (build_tokenizer, check_length, content_key, tokenize_cached, tokenizer_from_dict,
+                    train_val_split, windows_at)
 from ..evaluation import per_position_loss
 from ..jsonsafe import dumps
 from ..optim import build_adamw, set_lr, warmup_cosine
@@ -42,13 +42,14 @@ from .metrics import MetricsLog
 
 
 def prepare_data(cfg: TrainConfig, tokenizer=None):
-    """(tokenizer, train tokens, val tokens, content key). The tokenizer is trained unless one is given."""
-    docs = load_documents(cfg.data)
+    """(tokenizer, train tokens, val tokens, content key). The tokenizer is trained unless one is given.
+    The data is streamed (data/sources.iter_segments): memory does not grow with the corpus."""
     if tokenizer is None:
-        tokenizer = build_tokenizer(cfg.tokenizer, docs, cfg.bpe_vocab_size)
-    tokens = tokenize_cached(docs, tokenizer)
+        tokenizer = build_tokenizer(cfg.tokenizer, cfg.data, cfg.bpe_vocab_size)
+    key = content_key(cfg.data, tokenizer)
+    tokens = tokenize_cached(cfg.data, tokenizer, key=key)
     train_tok, val_tok = train_val_split(tokens, cfg.val_fraction)
-    return tokenizer, train_tok, val_tok, content_key(docs, tokenizer)
+    return tokenizer, train_tok, val_tok, key
 
 
 def model_config_for(cfg: TrainConfig, vocab_size: int):
@@ -150,16 +151,17 @@ def _check_out_dir(cfg: TrainConfig) -> Path:
     return out
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, tokenizer=None) -> dict:
     """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
-    A resumed run already at max_steps changes nothing and returns its existing summary."""
+    A resumed run already at max_steps changes nothing and returns its existing summary. A given tokenizer is
+    used instead of training one (training/compare.py: every run on the same tokens)."""
     out = _check_out_dir(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     info, device = D.setup(cfg.device)
     stop = _StopOnSignal()
     try:
-        return _train(cfg, out, info, device, stop)
+        return _train(cfg, out, info, device, stop, tokenizer)
     finally:
         stop.disarm()
         D.teardown()
@@ -179,7 +181,8 @@ def _schedule_note(cfg: TrainConfig, step: int) -> str:
     return text
 
 
-def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, stop: _StopOnSignal) -> dict:
+def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, stop: _StopOnSignal,
+           tokenizer=None) -> dict:
     amp_dtype = autocast_dtype(cfg, device)
     micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
     if micro_global % info.world:
@@ -208,13 +211,15 @@ def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, 
             raise ConfigError(f"the data of {cfg.data} differs from the data this run was trained on; "
                               f"resume with the same data or start a new run")
     else:
-        tokenizer, train_tok, val_tok, key = prepare_data(cfg)
+        tokenizer, train_tok, val_tok, key = prepare_data(cfg, tokenizer)
     model_config = model_config_for(cfg, tokenizer.vocab_size)
     block = model_config.block_size
     check_length(train_tok, block, "training")
     check_length(val_tok, block, "validation")
     if saved is not None:
         saved_config = config_from_dict(ckpt_io.read_json(ckpt_dir, "model_config.json"))
+        if "init" not in cfg.model_args:  # a run keeps the head it started with (a preset's default may change)
+            model_config = model_config.replace(init=saved_config.init)
         if saved_config != model_config:
             raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
                               f"from this run's {model_config.to_dict()}")
