@@ -18,6 +18,10 @@ from typing import Any, ClassVar, Optional
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
 POSITIONS = ("learned", "rotary", "none")
+# Initialisation and output head (layers/init.py): "library" = the authors' Library (architecture.md §5: Linears
+# N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
+# Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
+INITS = ("library", "gpt2")
 
 
 class ConfigError(ValueError):
@@ -52,6 +56,9 @@ def at_least(cfg, minimum: int, *names: str) -> None:
 class _Config:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     model_type: ClassVar[str] = ""
+    # Values of fields added after checkpoints were first written: a saved config without the field was trained
+    # with this value (from_dict fills it in), whatever today's default is.
+    LEGACY: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -69,7 +76,7 @@ class _Config:
     def from_dict(cls, d: dict[str, Any]):
         d = {k: v for k, v in d.items() if k != "model_type"}
         check_keys(cls, d)
-        return cls(**d)
+        return cls(**{**cls.LEGACY, **d})
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
@@ -90,6 +97,8 @@ class _Config:
                 value = getattr(self, name)
                 if not 0.0 <= value < 1.0:
                     raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
 
     @property
     def head_dim(self) -> int:
@@ -129,21 +138,25 @@ class MosaicConfig(_Config):
     long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
     long_offset_max: int = 0
     v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (architecture.md §14.3)
+    # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
+    # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
+    init: str = "library"
 
     model_type: ClassVar[str] = "mosaic"
+    LEGACY: ClassVar[dict[str, Any]] = {"init": "library"}  # every Memory Mosaic before the field: Library init
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # BabiStories (Library eft semantics): no C-mem attention dropout. Depth is an override.
         "paper": dict(vocab_size=50304, block_size=512, n_layer=12, n_head=12, n_embd=768, pmem_size=2688,
-                      dropout=0.05, cmem_attn_dropout=0.0, pmem_attn_dropout=0.05),
+                      dropout=0.05, cmem_attn_dropout=0.0, pmem_attn_dropout=0.05, init="library"),
         # RegBench / in-context language learning (Library regular semantics).
         "icll": dict(vocab_size=20, block_size=1000, n_layer=2, n_head=8, n_embd=128, pmem_size=448,
-                     dropout=0.05, cmem_attn_dropout=0.05, pmem_attn_dropout=0.05),
+                     dropout=0.05, cmem_attn_dropout=0.05, pmem_attn_dropout=0.05, init="library"),
         # Small CPU model for real runs (character or small-BPE language modelling, benchmarks).
         "small": dict(vocab_size=4096, block_size=256, n_layer=4, n_head=4, n_embd=128, pmem_size=448,
-                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
+                      dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2"),
         # Trains in seconds on a CPU; smoke tests.
         "tiny": dict(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32, pmem_size=112,
-                     dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0),
+                     dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2"),
     }
     # Memory Mosaics v2: small's dimensions with windows scaled to a 256-token training context (the paper's h = 256,
     # m ~ U[64, 256] at context 4096, m = 64 at inference) and the paper's "small" model (P = 7168 gives SwiGLU d' =
@@ -151,8 +164,9 @@ class MosaicConfig(_Config):
     V2_SWITCHES: ClassVar[dict[str, Any]] = dict(adaptive_bandwidth=True, key_gate=True, ffn="swiglu", v2_init=True)
     PRESETS["small-v2"] = dict(PRESETS["small"], **V2_SWITCHES, short_window=64, long_offset=16, long_offset_min=16,
                                long_offset_max=64)
+    # v2_init redraws every Linear and the embedding; init="gpt2" keeps the classifier unscaled, as v2's.
     PRESETS["paper-v2"] = dict(vocab_size=50304, block_size=4096, n_layer=24, n_head=16, n_embd=2048, pmem_size=7168,
-                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, **V2_SWITCHES,
+                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2", **V2_SWITCHES,
                                short_window=256, long_offset=64, long_offset_min=64, long_offset_max=256)
 
     def __post_init__(self) -> None:
@@ -209,8 +223,12 @@ class TransformerConfig(_Config):
     # length; ops/rotary.py); "none": no position information at all (causal attention alone; any length).
     positions: str = "learned"
     rope_base: float = 10000.0
+    # "gpt2" (the paper's baseline, §7) or "library" (the Memory Mosaic's Library init and 1/√d head, to compare
+    # heads like for like). Every preset keeps "gpt2": the baseline the authors ran. See INITS.
+    init: str = "gpt2"
 
     model_type: ClassVar[str] = "transformer"
+    LEGACY: ClassVar[dict[str, Any]] = {"init": "gpt2"}  # every transformer before the field: GPT-2 init
     # Mirrors MosaicConfig's presets at matched parameter count (same width, heads and depth).
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         name: {k: v for k, v in p.items() if k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout")}

@@ -26,10 +26,10 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
 
 
-def test_split_stories_drops_cut_off_last_story():
+def test_split_stories_keeps_text_after_the_last_separator():
     text = f"first story.\n{EOT}\nsecond story.\n{EOT}\nthird story cut o"
-    assert split_stories(text) == ["first story.", "second story."]
-    assert split_stories(f"a{EOT}b{EOT}") == ["a", "b"]  # complete corpus: nothing dropped
+    assert split_stories(text) == ["first story.", "second story.", "third story cut o"]  # nothing dropped
+    assert split_stories(f"a{EOT}b{EOT}") == ["a", "b"]
     assert split_stories("no separators here") == ["no separators here"]
     assert split_stories("  \n") == []
 
@@ -37,9 +37,10 @@ def test_split_stories_drops_cut_off_last_story():
 def test_shared_stories_sample(shared_data):
     text = (shared_data / "tinystories_sample.txt").read_text()
     docs = load_documents(shared_data / "tinystories_sample.txt")
-    assert len(docs) == text.count(EOT)  # the piece after the last separator is cut off
     assert all(EOT not in d and d.strip() for d in docs)
-    assert docs[-1] in text and not text.rstrip().endswith(docs[-1])
+    # every character but the separators and the newlines around them is kept
+    assert sum(map(len, docs)) == len(text.replace(EOT, "").replace("\n", "")) + sum(d.count("\n") for d in docs)
+    assert len(docs) == text.count(EOT) + bool(text.rsplit(EOT, 1)[-1].strip())
 
 
 def test_sources_file_folder_jsonl(tmp_path):

@@ -34,11 +34,12 @@ class EvalConfig:
 
 
 def add_parser(subparsers) -> None:
-    add_command(subparsers, "eval", EvalConfig, run, help="loss, perplexity and per-position loss of a checkpoint", description=__doc__)
+    add_command(subparsers, "eval", EvalConfig, run, help="loss, perplexity and per-position loss of a checkpoint",
+                description=__doc__)
 
 
 def run(cfg: EvalConfig) -> int:
-    from ..data import load_documents, tokenize_cached, train_val_split
+    from ..data import tokenize_cached, train_val_split
     from ..evaluation import per_position_loss, write_per_position
     from ..jsonsafe import dumps
     from ..training.checkpoint import load_model
@@ -54,7 +55,7 @@ def run(cfg: EvalConfig) -> int:
         raise ValueError(f"--batches and --batch-size must be ≥ 1, got {cfg.batches} and {cfg.batch_size}")
     device = parse_device(cfg.device)
     model, tokenizer, train_cfg, ckpt = load_model(cfg.checkpoint, device)
-    tokens = tokenize_cached(load_documents(cfg.data), tokenizer)
+    tokens = tokenize_cached(cfg.data, tokenizer)  # streamed
     if cfg.split != "all":
         train_tok, val_tok = train_val_split(tokens, train_cfg.get("val_fraction", 0.1))
         tokens = val_tok if cfg.split == "val" else train_tok

@@ -24,7 +24,7 @@ def run(cfg_and_given: tuple[TrainConfig, dict]) -> int:
     from ..training.trainer import train
 
     cfg, given = cfg_and_given
-    summary = train(cfg, given)
+    summary = train(cfg, given=given)
     if summary:
         print(dumps(summary))
     return 0

@@ -1,6 +1,6 @@
 """Token arrays: tokenise once into a memory-mapped file cached by content hash, split, sample windows.
 
-    tokens = tokenize_cached(docs, tok)               # np.memmap (N,), cached under $MOSAIC_CACHE/tokens/
+    tokens = tokenize_cached("big.txt", tok)          # np.memmap (N,), cached under $MOSAIC_CACHE/tokens/ (streamed)
     train, val = train_val_split(tokens, 0.1)          # the last 10% of tokens is validation (deterministic)
     x, y = windows_at(train, starts, 256)              # (B, 256) int64 each; y is x shifted by one
 
@@ -10,47 +10,132 @@ replacement, driven only by the torch.Generator so a run is reproducible and res
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from .sources import cache_dir
-from .tokenizer import Tokenizer, encode_documents
+from .sources import EOT, cache_dir, iter_segments, sha256_file, source_bytes
+from .tokenizer import Tokenizer, encode_segments, token_dtype
 
 
-def content_key(docs: list[str], tok: Tokenizer) -> str:
-    """sha256 over the tokenizer and the documents: the cache key of their token array."""
+def _segments(data) -> Iterator[tuple[str, bool]]:
+    """A data source (path or corpus name: streamed) or a list of documents -> (text, ends_document) segments."""
+    if isinstance(data, (str, os.PathLike)):
+        return iter_segments(data)
+    return ((d, True) for d in data)
+
+
+def content_key(data, tok: Tokenizer) -> str:
+    """sha256 over the tokenizer and the documents (a list, or a source streamed): the cache key of their tokens.
+    A whole document is hashed as its 8-byte length then its bytes; the pieces of a document too long to hold
+    in memory carry a flag bit in the length, so no two different segmentations collide."""
     h = hashlib.sha256(json.dumps(tok.to_dict(), sort_keys=True).encode())
-    for d in docs:
-        b = d.encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))  # length prefix: ["ab","c"] and ["a","bc"] differ
+    whole = True  # the next segment starts a document
+    for text, ends in _segments(data):
+        b = text.encode("utf-8")
+        flag = 0 if (whole and ends) else (1 << 62 if ends else 1 << 63)
+        h.update((len(b) | flag).to_bytes(8, "little"))  # length prefix: ["ab","c"] and ["a","bc"] differ
         h.update(b)
+        whole = ends
     return h.hexdigest()
 
 
-def tokenize_cached(docs: list[str], tok: Tokenizer, cache: Path | None = None) -> np.ndarray:
-    """The documents' token ids (each document followed by EOT) as a read-only memmap, tokenised once."""
-    folder = Path(cache or cache_dir()) / "tokens"
-    key = content_key(docs, tok)
-    meta_path, bin_path = folder / f"{key}.json", folder / f"{key}.bin"
-    if meta_path.exists() and bin_path.exists():
+def _cached(meta_path: Path, bin_path: Path) -> np.memmap | None:
+    """The cached token array if it is complete and intact; None (after saying why) if it must be rebuilt."""
+    if not (meta_path.exists() and bin_path.exists()):
+        return None
+    try:
         meta = json.loads(meta_path.read_text())
-        if bin_path.stat().st_size == meta["length"] * np.dtype(meta["dtype"]).itemsize:
-            return np.memmap(bin_path, dtype=meta["dtype"], mode="r", shape=(meta["length"],))
-    ids = encode_documents(tok, docs)
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, payload in ((bin_path, ids.tobytes()),
-                          (meta_path, json.dumps({"dtype": ids.dtype.name, "length": len(ids)}).encode())):
+        dtype, length, digest = np.dtype(meta["dtype"]), int(meta["length"]), meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        print(f"token cache {meta_path} is unreadable or from an older version; rebuilding it", file=sys.stderr)
+        return None
+    size = bin_path.stat().st_size
+    if size != length * dtype.itemsize:
+        print(f"token cache {bin_path} has {size:,} bytes, expected {length * dtype.itemsize:,}: rebuilding it",
+              file=sys.stderr)
+        return None
+    if sha256_file(bin_path) != digest:  # plain reads: mapped pages would count in the resident memory
+        print(f"token cache {bin_path} is corrupt (its sha256 does not match {meta_path.name}): rebuilding it",
+              file=sys.stderr)
+        return None
+    return np.memmap(bin_path, dtype=dtype, mode="r", shape=(length,))
+
+
+def tokenize_cached(data, tok: Tokenizer, cache: Path | None = None, key: str | None = None) -> np.ndarray:
+    """The token ids of `data` (documents or a source, each document followed by EOT) as a read-only memmap.
+
+    Tokenised once, streamed into OUT/<key>.bin (memory does not grow with the corpus), with a sidecar
+    <key>.json recording dtype, length and the sha256 of the .bin, checked on every load: a damaged cache is
+    rebuilt, never trained on. Both files are written to temporary names and renamed when complete; a failure
+    (a full disk included) leaves no temporary file behind. `key` skips recomputing content_key(data, tok).
+    """
+    folder = Path(cache or cache_dir()) / "tokens"
+    key = key or content_key(data, tok)
+    meta_path, bin_path = folder / f"{key}.json", folder / f"{key}.bin"
+    hit = _cached(meta_path, bin_path)
+    if hit is not None:
+        return hit
+    dtype = token_dtype(tok)
+    total = source_bytes(data) if isinstance(data, (str, os.PathLike)) else sum(len(d) for d in data)
+    tmps: list[str] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)  # the .json is written last: its presence means the .bin is complete
-    return np.memmap(bin_path, dtype=ids.dtype, mode="r", shape=(len(ids),))
+        tmps.append(tmp)
+        h, length = hashlib.sha256(), 0
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="tokenising", disable=total < PROGRESS_BYTES,
+                   dynamic_ncols=True)
+        with os.fdopen(fd, "wb") as f, bar:
+            counted = _counting(_segments(data), bar)
+            for ids in encode_segments(tok, counted):
+                payload = ids.tobytes()
+                f.write(payload)
+                h.update(payload)
+                length += len(ids)
+            f.flush()
+            os.fsync(f.fileno())
+        fd, meta_tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        tmps.append(meta_tmp)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"dtype": dtype.name, "length": length, "sha256": h.hexdigest()}, f)
+        os.replace(tmp, bin_path)
+        os.replace(meta_tmp, meta_path)  # the .json is renamed last: its presence means the .bin is complete
+    except BaseException as err:
+        for t in tmps:
+            Path(t).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ValueError(f"no space left on the device holding the token cache {folder} "
+                             f"({total:,} bytes of text to tokenise); free some space or point MOSAIC_CACHE "
+                             f"at another disk") from None
+        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+            raise ValueError(f"cannot write the token cache in {folder}: {err.strerror or err}") from None
+        raise
+    return np.memmap(bin_path, dtype=dtype, mode="r", shape=(length,))
+
+
+PROGRESS_BYTES = 16 << 20  # show a progress bar when tokenising more than this
+
+
+def _counting(segments, bar):
+    """Pass segments through, advancing the bar by their characters (≈ bytes) every MiB or so."""
+    pending = 0
+    for text, ends in segments:
+        pending += len(text) + (len(EOT) if ends else 0)
+        if pending >= 1 << 20:
+            bar.update(pending)
+            pending = 0
+        yield text, ends
+    bar.update(pending)
 
 
 def train_val_split(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from ..config import MosaicConfig
 from ..ops.padding import masked_attention, zero_padding
 from ..ops.strict_past import strict_past_retrieval, strict_past_retrieval_reference
 from .heads import merge_heads, split_heads
+from .init import init_linear
 from .key_extractor import KeyExtractor
 from .value_extractor import ValueExtractor
 
@@ -27,12 +28,19 @@ from .value_extractor import ValueExtractor
 class ContextMemory(nn.Module):
     def __init__(self, config: MosaicConfig):
         super().__init__()
+        self.init, self.n_layer = config.init, config.n_layer
         self.key = KeyExtractor(config, scale_power=1)
         self.value = ValueExtractor(config)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.attn_dropout = config.cmem_attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
         self.impl = config.impl
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.key.reset_parameters()
+        self.value.reset_parameters()
+        init_linear(self.c_proj, self.init, self.n_layer, residual=True)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(k̃, ṽ) = (W_φ x, W_ψ x), each (B, H, T, d_h). The fast path runs both as one GEMM over the weights

@@ -18,6 +18,7 @@ import torch.nn as nn
 from ..config import MosaicConfig
 from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
 from .heads import per_head, scaled_l2_normalize, split_heads
+from .init import init_linear
 from .reparam import actual, stored
 
 SCALE_CAP = 5.0  # s_h ≤ e^5 keeps β = s_h² below the fp16 maximum
@@ -30,14 +31,23 @@ class KeyExtractor(nn.Module):
         self.n_head, self.scale_power = H, scale_power
         self.leaky, self.normalize = config.key_leaky_average, config.key_norm
         self.impl, self.chunk = config.impl, config.scan_chunk
+        self.init, self.n_layer = config.init, config.n_layer
         self.proj = nn.Linear(d, d, bias=False)  # W_φ
         if self.leaky:
-            self.rho = nn.Parameter(stored(torch.linspace(0.5, 5.0, H)))
-        theta = torch.full((H,), stored(1.0))  # s = e, β = e²
+            self.rho = nn.Parameter(torch.empty(H))
+        theta = torch.empty(H)
         if config.learn_bandwidth:
             self.theta = nn.Parameter(theta)
         else:
             self.register_buffer("theta", theta)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        init_linear(self.proj, self.init, self.n_layer)
+        if self.leaky:
+            self.rho.copy_(stored(torch.linspace(0.5, 5.0, self.n_head)))  # b ∈ [0.5, 5]
+        self.theta.fill_(stored(1.0))  # s = e, β = e²
 
     # Per-head quantities, derived from the stored parameters (all (H,)).
     def decay_rate(self) -> torch.Tensor:

@@ -22,6 +22,7 @@ from ..config import MosaicConfig
 from ..ops.padding import zero_padding
 from ..ops.retrieval import key_dropout, retrieve
 from .heads import merge_heads, split_heads
+from .init import init_linear
 from .key_extractor import KeyExtractor
 from .reparam import actual, stored
 
@@ -30,14 +31,26 @@ class PersistentMemory(nn.Module):
     def __init__(self, config: MosaicConfig):
         super().__init__()
         H, P, dh = config.n_head, config.pmem_size, config.head_dim
+        self.init, self.n_layer = config.init, config.n_layer
         self.query = KeyExtractor(config, scale_power=2)
-        self.key_bank = nn.Parameter(torch.randn(H, P, dh) / math.sqrt(dh))  # M_k
-        self.value_bank = nn.Parameter(torch.randn(H, P, dh) / math.sqrt(dh))  # M_v
-        self.eta = nn.Parameter(torch.full((H,), stored(-0.5)))  # α = e^-0.5
+        self.key_bank = nn.Parameter(torch.empty(H, P, dh))  # M_k
+        self.value_bank = nn.Parameter(torch.empty(H, P, dh))  # M_v
+        self.eta = nn.Parameter(torch.empty(H))
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.attn_dropout = config.pmem_attn_dropout
         self.resid_dropout = nn.Dropout(config.dropout)
         self.impl = config.impl
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Banks N(0, 1/d_h) in both schemes (as in the Library and nanoMosaics); then the query and c_proj."""
+        dh = self.key_bank.shape[-1]
+        nn.init.normal_(self.key_bank, std=1.0 / math.sqrt(dh))
+        nn.init.normal_(self.value_bank, std=1.0 / math.sqrt(dh))
+        self.eta.fill_(stored(-0.5))  # α = e^-0.5
+        self.query.reset_parameters()
+        init_linear(self.c_proj, self.init, self.n_layer, residual=True)
 
     def scale(self) -> torch.Tensor:
         """α_h (H,)."""

@@ -29,6 +29,8 @@ from ..ops.adaptive_bandwidth import INIT_THETA_ALPHA, INIT_THETA_BETA, adaptive
 from ..ops.windowed_retrieval import pairs_read, windowed_retrieval, windowed_retrieval_reference
 from .gated_key_extractor import GatedKeyExtractor
 from .heads import merge_heads
+from .init import init_linear
+from .reparam import stored
 from .value_extractor import ValueExtractor
 
 
@@ -48,20 +50,26 @@ class WindowedMemory(nn.Module):
             self.theta_alpha = nn.Parameter(torch.empty(H))
         self.attn_dropout = config.cmem_attn_dropout
         self.impl = config.impl
+        self.init, self.n_layer = config.init, config.n_layer
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """The per-head scalars this layer adds (v2 Table 6); Linears and the value extractor are the model's."""
+        """The key extractor's Linears (W_φ, W_g, W_λ) by the config's init scheme, the value extractor, and the
+        per-head scalars this layer adds (v2 Table 6). `v2_init=True` redraws the Linears afterwards (layers/v2_init.py)."""
+        for linear in self.key.modules():
+            if isinstance(linear, nn.Linear):
+                init_linear(linear, self.init, self.n_layer)
+        self.value.reset_parameters()
         if self.adaptive:
             self.theta_beta0.fill_(INIT_THETA_BETA)
             self.theta_beta1.fill_(INIT_THETA_BETA)
             self.theta_alpha.fill_(INIT_THETA_ALPHA)
         if self.key.gated:
             return
-        self.key.rho.copy_(torch.linspace(0.5, 5.0, self.key.n_head) / 10)
+        self.key.rho.copy_(stored(torch.linspace(0.5, 5.0, self.key.n_head)))
         if self.key.scaled:
-            self.key.theta.fill_(0.1)
+            self.key.theta.fill_(stored(1.0))
 
     def queries(self, k: torch.Tensor, positions: torch.Tensor, min_lag: int, max_lag: int | None) -> torch.Tensor:
         """k (B, H, T, d_h) at query positions (T,) -> q: β_t·k_t (adaptive bandwidth) or k itself (β = s_h²)."""
@@ -115,6 +123,13 @@ class ContextMemoryV2(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.h = config.short_window
         self.m, self.m_lo, self.m_hi = config.long_offset, config.long_offset_min, config.long_offset_max
+        self.init, self.n_layer = config.init, config.n_layer
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for memory in self.memories.values():
+            memory.reset_parameters()
+        init_linear(self.c_proj, self.init, self.n_layer, residual=True)
 
     def long_offset(self) -> int:
         """m: drawn from U[m_lo, m_hi] in training (when a range is set), else the fixed inference offset."""

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..config import MosaicConfig
 from .heads import per_head, scaled_l2_normalize, split_heads
+from .init import init_linear
 from .reparam import actual, stored
 
 
@@ -24,10 +25,19 @@ class ValueExtractor(nn.Module):
         super().__init__()
         d, H = config.n_embd, config.n_head
         self.n_head, self.peek = H, config.value_peek
+        self.init, self.n_layer = config.init, config.n_layer
         self.proj = nn.Linear(d, d, bias=False)  # W_ψ
         if self.peek:
-            self.gamma = nn.Parameter(torch.rand(H))
-        self.eta = nn.Parameter(torch.full((H,), stored(-0.5)))  # α = e^-0.5
+            self.gamma = nn.Parameter(torch.empty(H))
+        self.eta = nn.Parameter(torch.empty(H))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        if self.peek:
+            self.gamma.uniform_(0.0, 1.0)
+        init_linear(self.proj, self.init, self.n_layer)
+        self.eta.fill_(stored(-0.5))  # α = e^-0.5
 
     def scale(self) -> torch.Tensor:
         """α_h (H,)."""

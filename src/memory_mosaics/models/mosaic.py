@@ -4,24 +4,23 @@
     repeat n_layer times (pre-LN residual):
         x = x + ContextMemory(LN₁(x))           (layers/context_memory.py)
         x = x + PersistentMemory(LN₂(x))        (layers/persistent_memory.py)
-    logits = LN_f(x) Eᵀ / √d                    tied embedding; 1/√d because E is initialised with std 1/√d
+    logits = LN_f(x) Eᵀ · c                     tied embedding; c = 1/√d (init="library") or 1 (init="gpt2")
 
-Initialisation follows the authors' Library: every Linear N(0, 1/fan_in); c_proj N(0, 1/(fan_in·n_layer));
-banks N(0, 1/d_h); the tied embedding std 1/√d (the output Linear's init wins over nn.Embedding's N(0,1)),
-so the initial loss is close to ln(vocab_size).
+Initialisation (layers/init.py) is the config's `init`: "library" follows the authors' Library (every Linear
+N(0, 1/fan_in); c_proj N(0, 1/(fan_in·n_layer)); the tied embedding std 1/√d — the output Linear's init wins over
+nn.Embedding's N(0,1)); "gpt2" follows nanoMosaics (0.02; c_proj 0.02/√(2·n_layer); no logit scale). Banks
+N(0, 1/d_h) in both. Either way the initial loss is close to ln(vocab_size).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
 
 from ..config import MosaicConfig
-from ..layers import MLP, ContextMemory, KeyExtractor, PersistentMemory, SwiGLU, ValueExtractor, set_impl
-from ..layers.reparam import stored
-from ..layers.three_level_memory import ContextMemoryV2, WindowedMemory
+from ..layers import MLP, ContextMemory, PersistentMemory, SwiGLU, set_impl
+from ..layers.init import embedding_std, logit_scale
+from ..layers.three_level_memory import ContextMemoryV2
 from ..layers.v2_init import v2_init_
 from .base import CausalLM
 
@@ -36,7 +35,11 @@ class MosaicBlock(nn.Module):
             self.pmem = PersistentMemory(config)
         else:
             cls = MLP if config.ffn == "mlp" else SwiGLU
-            self.pmem = cls(config.n_embd, config.ffn_hidden, config.dropout)
+            self.pmem = cls(config.n_embd, config.ffn_hidden, config.dropout, config.init, config.n_layer)
+
+    def reset_parameters(self) -> None:
+        for module in (self.ln_1, self.cmem, self.ln_2, self.pmem):
+            module.reset_parameters()
 
     def _ffn(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # The MLP / SwiGLU ablations are per-position: padding cannot reach the real tokens through them.
@@ -71,37 +74,18 @@ class MemoryMosaic(CausalLM):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.blocks = nn.ModuleList(MosaicBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=False)
-        self.logit_scale = 1.0 / math.sqrt(config.n_embd)
+        self.logit_scale = logit_scale(config.init, config.n_embd)
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """The reference initialisation of every tensor (also usable after building on the meta device)."""
-        c = self.config
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Linear):
-                fan_in = module.in_features
-                scale = c.n_layer if name.endswith("c_proj") else 1
-                nn.init.normal_(module.weight, std=1.0 / math.sqrt(fan_in * scale))
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-            elif isinstance(module, PersistentMemory):
-                nn.init.normal_(module.key_bank, std=1.0 / math.sqrt(c.head_dim))
-                nn.init.normal_(module.value_bank, std=1.0 / math.sqrt(c.head_dim))
-                module.eta.fill_(stored(-0.5))  # α = e^-0.5
-            elif isinstance(module, KeyExtractor):
-                if module.leaky:
-                    module.rho.copy_(stored(torch.linspace(0.5, 5.0, c.n_head)))  # b ∈ [0.5, 5]
-                module.theta.fill_(stored(1.0))  # s = e, β = e²
-            elif isinstance(module, ValueExtractor):
-                if module.peek:
-                    module.gamma.uniform_(0.0, 1.0)
-                module.eta.fill_(stored(-0.5))
-        nn.init.normal_(self.wte.weight, std=1.0 / math.sqrt(c.n_embd))  # tied decoder's init
-        for module in self.modules():  # v2 memories (absent in v1) own their extra scalars
-            if isinstance(module, WindowedMemory):
-                module.reset_parameters()
-        if c.v2_init:
+        """Initialise every tensor (config.init; also usable after building on the meta device). Each layer owns
+        its init; the embedding comes last, as in the Library, where the tied output Linear's init wins."""
+        for block in self.blocks:
+            block.reset_parameters()
+        self.ln_f.reset_parameters()
+        nn.init.normal_(self.wte.weight, std=embedding_std(self.config.init, self.config.n_embd))
+        if self.config.v2_init:  # v2's truncated normals replace the draws above (layers/v2_init.py)
             v2_init_(self)
 
     def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -109,9 +93,10 @@ class MemoryMosaic(CausalLM):
         return self.wte(idx)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, d) final hidden states -> (B, T, V). The 1/√d scale is applied to the d-wide input, not the
-        V-wide output: same product, V/d times fewer multiplies."""
-        return (self.ln_f(x) * self.logit_scale) @ self.wte.weight.t()
+        """(B, T, d) final hidden states -> (B, T, V). The Library's 1/√d scale is applied to the d-wide input,
+        not the V-wide output: same product, V/d times fewer multiplies."""
+        h = self.ln_f(x)
+        return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
 
     def set_impl(self, impl: str) -> MemoryMosaic:
         """Switch every layer between the "fast" and "reference" implementations (same parameters)."""

@@ -1,15 +1,15 @@
 """GPT-2 baseline (nanoGPT-style), same interface as MemoryMosaic.
 
 Learned absolute positions, pre-LN, causal softmax attention with 1/√d_h, GELU MLP of width 4d, no biases,
-tied embeddings, no logit scaling. Init N(0, 0.02); c_proj N(0, 0.02/√(2·n_layer)). Dropout on the
-embedding sum, the attention probabilities and the residual outputs.
+tied embeddings, no logit scaling. Init (config.init, layers/init.py) "gpt2": N(0, 0.02); c_proj
+N(0, 0.02/√(2·n_layer)). init="library" gives it the Memory Mosaic's Library init and 1/√d head instead (the
+position table drawn like the embedding). Dropout on the embedding sum, the attention probabilities and the
+residual outputs.
 `positions="rotary"` drops the table for rotary embeddings on q and k (ops/rotary.py) and `"none"` uses no positions:
 both accept any length (the long-context baselines, docs/long_context.md).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
@@ -19,6 +19,7 @@ from ..cache import GrowingBuffer, KVCache
 from ..config import TransformerConfig
 from ..layers import MLP
 from ..layers.heads import merge_heads, split_heads
+from ..layers.init import embedding_std, init_linear, logit_scale
 from ..ops.padding import masked_attention
 from ..ops.rotary import apply_rotary, rotary_angles
 from .base import CausalLM
@@ -28,11 +29,17 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.n_head = config.n_head
+        self.init, self.n_layer = config.init, config.n_layer
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
         self.rotary, self.rope_base = config.positions == "rotary", config.rope_base
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_linear(self.c_attn, self.init, self.n_layer)
+        init_linear(self.c_proj, self.init, self.n_layer, residual=True)
 
     def qkv(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """positions (T,) or (B, T): the tokens' positions, used by rotary embeddings only."""
@@ -85,7 +92,11 @@ class TransformerBlock(nn.Module):
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=False)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=False)
-        self.mlp = MLP(config.n_embd, 4 * config.n_embd, config.dropout)
+        self.mlp = MLP(config.n_embd, 4 * config.n_embd, config.dropout, config.init, config.n_layer)
+
+    def reset_parameters(self) -> None:
+        for module in (self.ln_1, self.attn, self.ln_2, self.mlp):
+            module.reset_parameters()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), mask)
@@ -111,16 +122,19 @@ class Transformer(CausalLM):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=False)
+        self.logit_scale = logit_scale(config.init, config.n_embd)
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        for name, module in self.named_modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith("c_proj") else 0.02
-                nn.init.normal_(module.weight, std=std)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
+        """Initialise every tensor (config.init): the embeddings first, as in nanoGPT, then each block."""
+        std = embedding_std(self.config.init, self.config.n_embd)
+        nn.init.normal_(self.wte.weight, std=std)
+        if hasattr(self, "wpe"):  # learned positions only
+            nn.init.normal_(self.wpe.weight, std=std)
+        for block in self.blocks:
+            block.reset_parameters()
+        self.ln_f.reset_parameters()
 
     @property
     def max_context(self) -> int:  # the position table's length
@@ -144,7 +158,8 @@ class Transformer(CausalLM):
         return self.wte(idx) + self.wpe(pos)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ln_f(x) @ self.wte.weight.t()
+        h = self.ln_f(x)
+        return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) token ids with T ≤ block_size -> logits (B, T, vocab_size). mask (B, T), optional: False at

@@ -34,7 +34,6 @@ from ..data import (
     build_tokenizer,
     check_length,
     content_key,
-    load_documents,
     tokenize_cached,
     tokenizer_from_dict,
     train_val_split,
@@ -51,13 +50,14 @@ from .metrics import MetricsLog
 
 
 def prepare_data(cfg: TrainConfig, tokenizer=None):
-    """(tokenizer, train tokens, val tokens, content key). The tokenizer is trained unless one is given."""
-    docs = load_documents(cfg.data)
+    """(tokenizer, train tokens, val tokens, content key). The tokenizer is trained unless one is given.
+    The data is streamed (data/sources.iter_segments): memory does not grow with the corpus."""
     if tokenizer is None:
-        tokenizer = build_tokenizer(cfg.tokenizer, docs, cfg.bpe_vocab_size)
-    tokens = tokenize_cached(docs, tokenizer)
+        tokenizer = build_tokenizer(cfg.tokenizer, cfg.data, cfg.bpe_vocab_size)
+    key = content_key(cfg.data, tokenizer)
+    tokens = tokenize_cached(cfg.data, tokenizer, key=key)
     train_tok, val_tok = train_val_split(tokens, cfg.val_fraction)
-    return tokenizer, train_tok, val_tok, content_key(docs, tokenizer)
+    return tokenizer, train_tok, val_tok, key
 
 
 def model_config_for(cfg: TrainConfig, vocab_size: int):
@@ -159,11 +159,12 @@ def _check_out_dir(cfg: TrainConfig) -> Path:
     return out
 
 
-def train(cfg: TrainConfig, given: dict | None = None) -> dict:
+def train(cfg: TrainConfig, tokenizer=None, given: dict | None = None) -> dict:
     """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
     cfg.resume continues the run in cfg.out: its saved config with the `given` fields applied (default: those of
     cfg that differ from the defaults; `mosaic train` passes its flags) — refused where they would change the run.
-    A resumed run already at max_steps changes nothing and returns its existing summary."""
+    A resumed run already at max_steps changes nothing and returns its existing summary. A given tokenizer is
+    used instead of training one (training/compare.py: every run on the same tokens)."""
     out = _check_out_dir(cfg)
     resume = None
     if cfg.resume:  # decided once, here: the checkpoint to continue, and the config it continues with
@@ -176,7 +177,7 @@ def train(cfg: TrainConfig, given: dict | None = None) -> dict:
     info, device = D.setup(cfg.device)
     stop = _StopOnSignal()
     try:
-        run = _Run.prepare(cfg, out, info, device, resume)
+        run = _Run.prepare(cfg, out, info, device, resume, tokenizer)
         return run.summary_if_done() if run.done else run.fit(stop)
     finally:
         stop.disarm()
@@ -202,7 +203,8 @@ class _Run:
     optimizer_step with DDP / FSDP, mixed precision, logging and checkpoints around it)."""
 
     @classmethod
-    def prepare(cls, cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, resume) -> _Run:
+    def prepare(cls, cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, resume,
+                tokenizer=None) -> _Run:
         """Everything that can fail on user input, before the first write to OUT."""
         self = cls()
         self.cfg, self.out, self.info, self.device = cfg, out, info, device
@@ -224,13 +226,15 @@ class _Run:
                 raise ConfigError(f"the data of {cfg.data} differs from the data this run was trained on; "
                                   f"resume with the same data or start a new run")
         else:
-            self.tokenizer, self.train_tok, self.val_tok, self.key = prepare_data(cfg)
+            self.tokenizer, self.train_tok, self.val_tok, self.key = prepare_data(cfg, tokenizer)
         self.model_config = model_config_for(cfg, self.tokenizer.vocab_size)
         self.block = self.model_config.block_size
         check_length(self.train_tok, self.block, "training")
         check_length(self.val_tok, self.block, "validation")
         if self.saved is not None:
             saved_config = config_from_dict(ckpt_io.read_json(self.ckpt_dir, "model_config.json"))
+            if "init" not in cfg.model_args:  # a run keeps the head it started with (a preset's default may change)
+                self.model_config = self.model_config.replace(init=saved_config.init)
             if saved_config != self.model_config:
                 raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
                                   f"from this run's {self.model_config.to_dict()}")

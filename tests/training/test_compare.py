@@ -1,0 +1,78 @@
+"""`mosaic compare` / training.compare: same tokens and schedule for every run, scores and report files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from memory_mosaics.cli import main
+from memory_mosaics.config import ConfigError
+from memory_mosaics.training import TrainConfig
+from memory_mosaics.training.compare import CompareConfig, compare
+from tests.helpers import TINY, tiny_args
+
+
+def test_compare_trains_both_models_on_the_same_tokens(text_file, tmp_path, shared_data):
+    base = TrainConfig(**tiny_args(text_file, "", max_steps=4))
+    cc = CompareConfig(base, out=str(tmp_path / "cmp"), inits=("gpt2", "library"), seeds=(1, 2), jobs=1,
+                       ood_data=str(shared_data / "tinystories_sample.txt"))
+    report = compare(cc)
+    runs = report["runs"]
+    assert len(runs) == 2 * 2 * 2
+    assert {(r["model"], r["init"], r["seed"]) for r in runs} == {
+        (m, i, s) for m in ("mosaic", "transformer") for i in ("gpt2", "library") for s in (1, 2)}
+    for r in runs:
+        cfg = json.loads((tmp_path / "cmp" / "runs" / r["name"] / "summary.json").read_text())
+        assert cfg["step"] == 4
+        # the schedule and budget are the base's for every run; only model, seed, lr and init differ
+        assert {k: v for k, v in r["train"].items() if k not in ("model", "seed", "out", "model_args")} == \
+               {k: v for k, v in base.to_dict().items() if k not in ("model", "seed", "out", "model_args")}
+        one, two = r["positions"]["1"], r["positions"]["2"]
+        assert len(one["per_position"]) == 64
+        if r["model"] == "mosaic":  # no positional encoding: scored past the training context
+            assert len(two["per_position"]) == 128 and len(r["positions"]["4"]["per_position"]) == 256
+            pp = np.array(two["per_position"])  # within / beyond split the same windows at the training context
+            assert two["within"] == pytest.approx(pp[:64].mean(), rel=1e-4)
+            assert two["beyond"] == pytest.approx(pp[64:].mean(), rel=1e-4)
+        else:
+            assert two is None
+        assert r["ood"]["loss"] > 0 and r["ood"]["chars_dropped"] >= 0
+        assert r["curve"] and r["curve"][-1]["step"] == 4
+    # the two inits really differ (the head), and each run recorded which it used
+    assert {json.loads((tmp_path / "cmp" / "runs" / r["name"] / "ckpt-0000004" / "model_config.json").read_text())
+            ["init"] for r in runs} == {"gpt2", "library"}
+    table = (tmp_path / "cmp" / "table.md").read_text()
+    assert table.count("| mosaic |") == 2 and table.count("| transformer |") == 2 and "± " in table
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"] == report["table"]
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+
+
+def test_compare_lr_sweep_keeps_the_decay_ratio(tmp_path):
+    base = TrainConfig(data="x", lr=3e-3, min_lr=3e-4)
+    specs = CompareConfig(base, out=str(tmp_path), lrs=(1e-3, 4e-3)).runs()
+    got = sorted((s["train"]["lr"], s["train"]["min_lr"]) for s in specs)
+    assert [x for pair in got for x in pair] == pytest.approx([1e-3, 1e-4, 1e-3, 1e-4, 4e-3, 4e-4, 4e-3, 4e-4])
+
+
+def test_compare_parallel_workers(text_file, tmp_path):
+    base = TrainConfig(**tiny_args(text_file, "", max_steps=2, eval_interval=2))
+    report = compare(CompareConfig(base, out=str(tmp_path / "cmp"), jobs=2, contexts=(1,)))
+    assert [r["model"] for r in report["runs"]] == ["mosaic", "transformer"]
+    assert all(r["summary"]["step"] == 2 for r in report["runs"])
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (["--lrs", "0"], "learning rates must be finite"),
+    (["--contexts", "0"], "contexts are multiples"),
+    (["--jobs", "0"], "jobs must be"),
+])
+def test_compare_cli_bad_values_exit_2(text_file, tmp_path, capsys, bad, msg):
+    code = main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "c"), *bad])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_refuses_an_existing_comparison(text_file, tmp_path):
+    (tmp_path / "c" / "runs" / "x").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="already holds a comparison"):
+        compare(CompareConfig(TrainConfig(**tiny_args(text_file, "")), out=str(tmp_path / "c")))
