@@ -49,3 +49,25 @@ def test_two_processes_match_one(text_file, tmp_path, fsdp):
     train(TrainConfig(**{**tiny_args(text_file, tmp_path / "two", batch_size=8, max_steps=8, eval_interval=3,
                                      lr_decay_steps=6), "resume": True}))
     assert len(trajectory(tmp_path / "two")[0]) == 8
+
+
+def test_setup_plain_cuda_gets_an_index(monkeypatch):
+    """`--device cuda` on one GPU: torch.cuda.set_device needs an index (torch 2.11 refuses a bare "cuda"), so setup
+    resolves it to the current device (found on an H100: every CUDA run failed before this)."""
+    import torch
+
+    from memory_mosaics.training import distributed as D
+
+    calls = []
+
+    def set_device(dev):
+        if isinstance(dev, torch.device) and dev.index is None:
+            raise ValueError("Expected a torch.device with a specified index or an integer, but got:cuda")
+        calls.append(dev)
+
+    monkeypatch.setattr(D, "parse_device", lambda name: torch.device(name))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    info, dev = D.setup("cuda")
+    assert dev == torch.device("cuda", 0) and calls == [torch.device("cuda", 0)]
+    assert not info.enabled

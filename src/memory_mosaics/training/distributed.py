@@ -38,6 +38,8 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
         device = f"cuda:{info.local_rank}"
     dev = parse_device(device)
     if dev.type == "cuda":
+        if dev.index is None:  # set_device needs an index: plain "cuda" means the current device
+            dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     if info.enabled and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
