@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Optional
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
 POSITIONS = ("learned", "rotary", "none")
-# Initialisation and output head (layers/init.py): "library" = the authors' Library (architecture.md §5: Linears
+# Initialisation and output head (layers/init.py): "library" = the authors' Library (Linears
 # N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
 # Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
 INITS = ("library", "gpt2")
@@ -137,7 +137,7 @@ class MosaicConfig(_Config):
     long_offset: int = 0  # m ≥ 1: long-term memory over j ≤ t-m (m used at inference); 0: no long-term memory
     long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
     long_offset_max: int = 0
-    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (architecture.md §14.3)
+    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (v2 paper, arXiv 2507.03285)
     # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
     # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
     init: str = "library"

@@ -4,7 +4,7 @@
     k̄_t = g_t k̃_t + λ_t k̄_{t-1},    g_t = exp(W_g x_t),  λ_t = exp(-|W_λ x_t|)    (ops/gated_leaky_average.py)
     k_t = Norm(k̄_t)                   (unit keys: the bandwidth is applied to the query, ops/adaptive_bandwidth.py)
 
-Choices where the paper is silent (architecture.md §14.2): g_t and λ_t are per-head scalars, so W_g and W_λ are
+Choices where the paper is silent (v2 paper, arXiv 2507.03285): g_t and λ_t are per-head scalars, so W_g and W_λ are
 d×H (no bias); neither is clamped. With `gated=False` the average is v1's per-head constant decay
 λ_h = exp(-10|ρ_h|), g = 1 (layers/key_extractor.py). With `scaled=True` the keys carry v1's learned scale
 s_h = exp(min(10θ_h, 5)) (used when adaptive bandwidth is off, so β_h = s_h² exactly as in v1).

@@ -1,4 +1,4 @@
-"""The context memories of Memory Mosaics v2 (architecture.md §14.3): short-term and long-term, concatenated, W_o.
+"""The context memories of Memory Mosaics v2 (v2 paper, arXiv 2507.03285): short-term and long-term, concatenated, W_o.
 
     short-term:  y^s_t = Σ_{j ∈ [t-h+1, t-1]} softmax_j(q_tᵀ k_j) v_j        (h = short_window)
     long-term:   y^l_t = Σ_{j ≤ t-m}          softmax_j(q_tᵀ k_j) v_j        (m = long-term offset)
