@@ -170,16 +170,18 @@ def build_config(cls, args: argparse.Namespace | None = None, recipe: str | Path
 def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *, help: str,
                 description: str | None = None, one_of: tuple[str, ...] = (),
                 preset: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                make: Callable[[dict[str, Any]], Any] | None = None) -> argparse.ArgumentParser:
+                make: Callable[[dict[str, Any]], Any] | None = None,
+                skip: tuple[str, ...] = ()) -> argparse.ArgumentParser:
     """The one way a `mosaic` subcommand is made: a flag per field of the typed config `cls`, `--recipe FILE`,
     `--help`, and `run(config)` with the config built from defaults < preset < recipe < flags.
     `one_of`: fields of which exactly one must be set (their flags are exclusive). `preset(given)` maps the
     given values (recipe and flags) to the base values they start from (e.g. `bench --quick`); `make(given)`
-    replaces building the config from defaults (e.g. `train --resume` starts from the checkpoint's config)."""
+    replaces building the config from defaults (e.g. `train --resume` starts from the checkpoint's config).
+    `skip`: fields that get no flag (the command sets them itself)."""
     p = subparsers.add_parser(name, help=help, description=description or help,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", help="YAML file of config values (command-line flags override it)")
-    add_dataclass_args(p, cls, exclusive=one_of)
+    add_dataclass_args(p, cls, exclusive=one_of, skip=skip)
 
     def func(args: argparse.Namespace):
         given = load_recipe(args.recipe, cls) if args.recipe else {}
