@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/mosaic icl --task regbench --compare --envs 100 --budget demo --out runs/regbench-demo
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check src tests examples
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed

@@ -6,7 +6,14 @@ CUDA RNG state stored as safetensors + JSON, and SIGTERM -> checkpoint -> resume
 Prints a table last: per dtype, whether 6 straight steps and 3 + resume + 3 steps both ran, the largest loss
 difference between them (CUDA kernels are not all deterministic, so it may be small rather than 0), the saved
 GradScaler state (fp16: scale and growth tracker) and whether a CUDA RNG state was saved."""
-import csv, json, os, random, signal, subprocess, sys, time
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 OUT = Path(os.environ.get("OUT", "/tmp/gpu_out"))

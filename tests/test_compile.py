@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from memory_mosaics import MemoryMosaic, MosaicConfig
-from tests.conftest import assert_close, grad_scale
+from tests.helpers import assert_close, grad_scale
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels: one to a few minutes on 2 cores

@@ -9,7 +9,7 @@ import torch
 
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
 from memory_mosaics.generation import sample_next
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 ABLATIONS = [{}, dict(value_peek=False), dict(key_leaky_average=False), dict(ffn="mlp"), dict(key_norm=False)]
 

@@ -49,6 +49,12 @@ class BenchConfig:
     skip: tuple[str, ...] = field(default_factory=tuple)  # "train", "generate"
 
 
+# `mosaic bench --quick`: a smoke run in seconds (flags given with --quick override these).
+QUICK = dict(preset="tiny", vocab_size=256, seq_lens=(64, 128), core_vocab=64, core_seq_lens=(64,),
+             tokens_per_batch=256, gen_contexts=(32, 64), gen_new_tokens=16, uncached_max_tokens=16, repeats=3,
+             warmup=1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -99,7 +105,7 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
         x = torch.randint(0, vocab, (B, T), generator=g).to(device)
         y = torch.randint(0, vocab, (B, T), generator=g).to(device)
 
-        def step(v):
+        def step(v, models=models, opts=opts, x=x, y=y):  # this length's models and batch
             logits = models[v](x)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
             opts[v].zero_grad(set_to_none=True)
@@ -118,7 +124,7 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
                 _sync(device)
                 memory[v] = torch.cuda.max_memory_allocated(device)
             else:
-                memory[v] = activation_bytes(lambda: step(v), models[v].parameters())
+                memory[v] = activation_bytes(lambda v=v: step(v), models[v].parameters())
         for _ in range(cfg.repeats):
             for v in variants:
                 _sync(device)
@@ -201,7 +207,8 @@ def format_table(result: dict) -> str:
             gpt, ref = by.get((*key, "transformer")), by.get((*key, "mosaic-reference"))
             vs = f"{r['tokens_per_s'] / gpt['tokens_per_s']:.2f}x tok/s, {r['memory_bytes'] / gpt['memory_bytes']:.2f}x mem" if gpt else ""
             fr = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if (ref and r["variant"] == "mosaic-fast") else ""
-            lines.append(f"{r.get('vocab', 0):6d} {r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} {r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
+            lines.append(f"{r.get('vocab', 0):6d} {r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} "
+                         f"{r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
     gen = result.get("generate", [])
     if gen:
         lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'ms/step':>7} "

@@ -18,14 +18,39 @@ from typing import Any, ClassVar, Optional
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
 POSITIONS = ("learned", "rotary", "none")
-# Initialisation and output head (layers/init.py): "library" = the authors' Library (architecture.md §5: Linears
+# Initialisation and output head (layers/init.py): "library" = the authors' Library (Linears
 # N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
 # Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
 INITS = ("library", "gpt2")
 
 
 class ConfigError(ValueError):
-    """A configuration value or key is invalid. Subclasses ValueError."""
+    """A configuration value or key is invalid. Subclasses ValueError. `key` names the field when one is at fault
+    (the CLI shows it as its flag)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def check_keys(cls, keys, where: str | None = None) -> None:
+    """Unknown keys of dataclass `cls` -> ConfigError naming the closest valid key."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in keys:
+        if key not in names:
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{hint[0]}'?)" if hint else ""
+            where_ = f" in {where}" if where else ""
+            raise ConfigError(f"unknown {cls.__name__ + ' ' if not where else ''}key '{key}'{where_}{hint}; "
+                              f"valid keys: {', '.join(names)}")
+
+
+def at_least(cfg, minimum: int, *names: str) -> None:
+    """Each named integer field (None allowed: unset) is ≥ minimum, else ConfigError keyed by the field."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value < minimum:
+            raise ConfigError(f"{name} must be ≥ {minimum}, got {value}", key=name)
 
 
 class _Config:
@@ -40,33 +65,24 @@ class _Config:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def _check_keys(cls, keys) -> None:
-        names = cls.field_names()
-        for key in keys:
-            if key not in names:
-                hint = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean '{hint[0]}'?)" if hint else ""
-                raise ConfigError(f"unknown {cls.__name__} key '{key}'{hint}; valid keys: {', '.join(names)}")
-
-    @classmethod
     def preset(cls, name: str, **overrides: Any):
         """A named preset with optional field overrides, e.g. `MosaicConfig.preset("paper", n_layer=1)`."""
         if name not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{name}' for {cls.__name__}; choose one of: {', '.join(cls.PRESETS)}")
-        cls._check_keys(overrides)
+        check_keys(cls, overrides)
         return cls(**{**cls.PRESETS[name], **overrides})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         d = {k: v for k, v in d.items() if k != "model_type"}
-        cls._check_keys(d)
+        check_keys(cls, d)
         return cls(**{**cls.LEGACY, **d})
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
 
     def replace(self, **changes: Any):
-        self._check_keys(changes)
+        check_keys(type(self), changes)
         return dataclasses.replace(self, **changes)
 
     def _validate_common(self) -> None:
@@ -121,7 +137,7 @@ class MosaicConfig(_Config):
     long_offset: int = 0  # m ≥ 1: long-term memory over j ≤ t-m (m used at inference); 0: no long-term memory
     long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
     long_offset_max: int = 0
-    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (architecture.md §14.3)
+    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (v2 paper, arXiv 2507.03285)
     # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
     # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
     init: str = "library"

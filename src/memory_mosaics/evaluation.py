@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,3 +70,23 @@ def per_position_loss(model, data: np.ndarray, context: int, n_batches: int = 10
     n = n_batches * batch_size
     per_pos = (total / n).numpy()
     return PositionLoss(context=context, per_position=per_pos, loss=float(per_pos.mean()), tokens=n * context)
+
+
+def write_per_position(results: dict[int, PositionLoss], out: Path, title: str) -> tuple[Path, Path]:
+    """per_position.csv (position, then the loss at each evaluated context) and per_position.png."""
+    import csv
+
+    from .plots import loss_curves, save
+
+    out.mkdir(parents=True, exist_ok=True)
+    contexts = sorted(results)
+    csv_path = out / "per_position.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["position"] + [f"loss_ctx{c}" for c in contexts])
+        for pos in range(contexts[-1]):
+            w.writerow([pos] + [f"{results[c].per_position[pos]:.6f}" if pos < c else "" for c in contexts])
+    png_path = out / "per_position.png"
+    fig = loss_curves({f"context {c}": results[c].per_position for c in reversed(contexts)}, title=title, binned=True)
+    save(fig, png_path, dpi=120)
+    return csv_path, png_path

@@ -30,11 +30,6 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return torch.multinomial(probs, 1, generator=generator)
 
 
-def _max_context(model) -> int | None:
-    """The longest context the model can attend to, or None when unbounded (the Memory Mosaic)."""
-    return model.config.block_size if hasattr(model, "wpe") else None
-
-
 def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
            use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
     """Yield each new token (B, 1) as soon as it is sampled (what `mosaic sample` prints as it goes)."""
@@ -43,7 +38,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1
         raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
     was_training = model.training
     model.eval()
-    limit = _max_context(model)
+    limit = model.max_context  # None: unbounded (the Memory Mosaic)
     B, T0 = idx.shape
     out = idx.new_empty(B, T0 + max_new_tokens)  # preallocated: no concatenation per token
     out[:, :T0] = idx

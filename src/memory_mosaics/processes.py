@@ -8,9 +8,7 @@ import time
 
 def run_parallel(runs: list[tuple[str, list[str]]], jobs: int, env: dict[str, str], poll_s: float = 0.5) -> None:
     """Run each (name, argv) as a child process, at most `jobs` at a time, their output going to ours. The first
-    failure terminates the others and raises UserError naming the run."""
-    from .cli import UserError
-
+    failure terminates the others and raises ChildProcessError naming the run (the CLI prints it as one line)."""
     pending, active = list(runs), []
     while pending or active:
         while pending and len(active) < jobs:
@@ -23,4 +21,4 @@ def run_parallel(runs: list[tuple[str, list[str]]], jobs: int, env: dict[str, st
                 if proc.returncode != 0:
                     for _, p in active:
                         p.terminate()
-                    raise UserError(f"run '{name}' failed with exit status {proc.returncode} (its log is above)")
+                    raise ChildProcessError(f"run '{name}' failed with exit status {proc.returncode} (its log is above)")

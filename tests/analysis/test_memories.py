@@ -4,7 +4,7 @@ import torch
 from memory_mosaics import MemoryMosaic, MosaicConfig
 from memory_mosaics.analysis import context_retrievals, head_table, persistent_recalls
 from memory_mosaics.layers import ContextMemory
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def model_and_batch():

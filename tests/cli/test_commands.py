@@ -3,8 +3,7 @@ import json
 
 from memory_mosaics.cli import main
 from memory_mosaics.training.metrics import read_metrics
-
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 def test_eval_json_and_curves(capsys, trained, text_file):

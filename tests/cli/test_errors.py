@@ -7,8 +7,7 @@ import sys
 import pytest
 
 from memory_mosaics.cli import main
-
-from tests.conftest import TINY, one_line_error
+from tests.helpers import TINY, one_line_error
 
 
 def tree_digest(folder):

@@ -11,8 +11,7 @@ import pytest
 from memory_mosaics.cli import main
 from memory_mosaics.jsonsafe import dumps
 from memory_mosaics.training import checkpoint as ck
-
-from tests.conftest import TINY, one_line_error
+from tests.helpers import TINY, one_line_error
 
 
 def train_argv(text_file, out, *extra):

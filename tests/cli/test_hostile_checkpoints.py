@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from memory_mosaics.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 class Payload:
@@ -88,7 +88,7 @@ def lm_run(tmp_path_factory, shared_data):
 
 @pytest.fixture(scope="module")
 def shared_data():
-    from tests.conftest import SHARED_DATA
+    from tests.helpers import SHARED_DATA
 
     return SHARED_DATA
 

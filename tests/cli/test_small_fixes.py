@@ -7,8 +7,7 @@ import sys
 
 from memory_mosaics import generation
 from memory_mosaics.cli import main
-
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 class Recorder(io.StringIO):

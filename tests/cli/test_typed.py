@@ -64,3 +64,31 @@ def test_bad_flag_value_is_argparse_error(capsys):
     with pytest.raises(SystemExit):
         parse(["--steps", "many"])
     assert "invalid" in capsys.readouterr().err
+
+
+def test_to_argv_rebuilds_the_config():
+    """What `mosaic icl --compare` hands its child processes: flags that parse back to the same config."""
+    from memory_mosaics.cli.typed import add_command, to_argv
+    from memory_mosaics.icl.config import IclConfig
+
+    cfg = IclConfig(task="induction", model="transformer", out="o", layers=2, lr=1e-3, random_triggers=True,
+                    dropout="off", progress=False, tag="t")
+    seen = []
+    parser = argparse.ArgumentParser()
+    add_command(parser.add_subparsers(dest="command"), "icl", IclConfig, seen.append, help="")
+    args = parser.parse_args(["icl", *to_argv(cfg)])
+    args.func(args)
+    assert seen == [cfg]
+
+
+def test_the_library_is_free_of_the_cli():
+    """No argparse and no `cli` import outside memory_mosaics/cli/ (the CLI is a layer over the library)."""
+    import re
+    from pathlib import Path
+
+    import memory_mosaics
+
+    root = Path(memory_mosaics.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "cli" not in p.relative_to(root).parts[:1]
+                 and re.search(r"^\s*(import argparse|from \.+cli\b|from memory_mosaics\.cli\b)", p.read_text(), re.M)]
+    assert offenders == []

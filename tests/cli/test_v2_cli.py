@@ -4,8 +4,7 @@ import torch
 
 from memory_mosaics.cli import main
 from memory_mosaics.training.checkpoint import load_model
-
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 def test_small_v2_trains_and_generates_past_window_and_context(capsys, text_file, tmp_path):

@@ -11,9 +11,18 @@ import numpy as np
 import pytest
 
 from memory_mosaics.cli import main
-from memory_mosaics.data import EOT, CharTokenizer, build_tokenizer, content_key, encode_documents, tokenize_cached
-from memory_mosaics.data import dataset, sources, tokenizer
-from tests.conftest import TINY
+from memory_mosaics.data import (
+    EOT,
+    CharTokenizer,
+    build_tokenizer,
+    content_key,
+    dataset,
+    encode_documents,
+    sources,
+    tokenize_cached,
+    tokenizer,
+)
+from tests.helpers import TINY
 
 
 @pytest.fixture(autouse=True)

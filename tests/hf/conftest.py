@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("transformers", reason="the Hugging Face tests need transformers (installed by `make test`)")
 
 from memory_mosaics.cli import main  # noqa: E402
-from tests.conftest import SHARED_DATA, TINY  # noqa: E402
+from tests.helpers import SHARED_DATA, TINY  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

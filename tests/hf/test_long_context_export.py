@@ -6,7 +6,7 @@ import torch
 
 from memory_mosaics.cli import main
 from memory_mosaics.training.checkpoint import load_model
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 transformers = pytest.importorskip("transformers")
 

@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import memory_mosaics
 from memory_mosaics.hf import MemoryMosaicCache, MemoryMosaicForCausalLM, MosaicTransformerForCausalLM
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 KINDS = ["mosaic", "transformer"]
 PROMPTS = ["ROMEO:\nWhat", "Be", "First Citizen:\nYou are all resolved"]

@@ -1,16 +1,8 @@
 import json
 
 import pytest
-import torch
 
 from memory_mosaics.cli import main
-
-
-@pytest.fixture
-def restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def test_regbench_single_run_writes_results(tmp_path, restore_threads, capsys):

@@ -7,7 +7,7 @@ from memory_mosaics.icl.induction import Bigram, InductionTask, induction_metric
 
 @pytest.fixture(scope="module")
 def shakespeare_bigram():
-    from tests.conftest import SHARED_DATA
+    from tests.helpers import SHARED_DATA
 
     path = SHARED_DATA / "tinyshakespeare.txt"
     if not path.is_file():
@@ -85,9 +85,9 @@ def test_bad_arguments_raise():
 @pytest.mark.slow
 def test_one_layer_memory_mosaic_learns_the_induction_head():
     """The Memory Mosaic claim (§2.4): one layer suffices. ~1 min on one CPU thread."""
+    from memory_mosaics.icl.experiment import stream_budget
     from memory_mosaics.icl.models import build_icl_model
     from memory_mosaics.icl.train import train_stream
-    from memory_mosaics.icl.experiment import stream_budget
 
     task = InductionTask(Bigram.random(32, 4, np.random.default_rng(0)), n_triggers=5, seq_len=64)
     tx, ty, touts = (torch.from_numpy(a) for a in task.sample(128, np.random.default_rng(99)))

@@ -19,7 +19,7 @@ def filler(shared_data_module):
 
 @pytest.fixture(scope="module")
 def shared_data_module():
-    from tests.conftest import SHARED_DATA
+    from tests.helpers import SHARED_DATA
 
     assert SHARED_DATA.is_dir()
     return SHARED_DATA

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from memory_mosaics import MemoryMosaic, MosaicConfig
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 ABLATIONS = {
     "value_peek": dict(value_peek=False),

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig, build_model, config_from_dict
 from memory_mosaics.config import ConfigError
 from memory_mosaics.training.checkpoint import load_weights
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_ckpt"
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
-from tests.conftest import assert_close, grad_scale
+from tests.helpers import assert_close, grad_scale
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from memory_mosaics import MemoryMosaic, MosaicConfig
 from memory_mosaics.config import ConfigError
 from memory_mosaics.layers import ContextMemory
 from memory_mosaics.layers.three_level_memory import ContextMemoryV2
-from tests.conftest import assert_close, grad_scale
+from tests.helpers import assert_close, grad_scale
 
 TINY = dict(scan_chunk=4, block_size=32)
 # Each switch alone, and the combinations that matter (h = 5, m = 3 inside a 20-token test: both edges crossed).

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
-from tests.conftest import assert_close, grad_scale
+from tests.helpers import assert_close, grad_scale
 
 LENGTHS = [9, 5, 1, 7]  # real tokens per row
 

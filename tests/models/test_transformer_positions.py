@@ -6,7 +6,7 @@ import torch
 from memory_mosaics import Transformer, TransformerConfig
 from memory_mosaics.config import ConfigError
 from memory_mosaics.ops.rotary import apply_rotary, rotary_angles
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def build(positions, seed=0, **kw):

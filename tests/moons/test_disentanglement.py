@@ -19,7 +19,7 @@ def test_three_heads_predict_after_longest_period_one_head_after_joint_period():
         model, _, _ = train(heads, seed=100, log=None)
         res[heads] = evaluate_triple(model, VAL_TRIPLE, seed=100, windows=128, steps=(5, 25))
     c = np.array(res[3]["contexts"])
-    e1, e3 = np.array(res[1]["error_5"]), np.array(res[3]["error_5"])
+    e3 = np.array(res[3]["error_5"])
     t1, t3 = res[1]["context_threshold"], res[3]["context_threshold"]
     # 3 heads: good predictions well before the joint period ...
     assert t3 is not None and t3 < joint - 30, t3

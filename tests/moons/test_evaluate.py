@@ -1,5 +1,6 @@
-from memory_mosaics.moons.evaluate import context_grid, stays_below
 import pytest
+
+from memory_mosaics.moons.evaluate import context_grid, stays_below
 
 
 def test_context_grid_every_fifth_like_the_reference_range():

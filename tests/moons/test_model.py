@@ -5,7 +5,7 @@ import torch
 from memory_mosaics.moons.data import VAL_TRIPLE, triple_windows
 from memory_mosaics.moons.evaluate import generation_errors
 from memory_mosaics.moons.model import BETA, ComplexLinear, MoonsMemory
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def windows(n=3, block=120, seed=0):

@@ -8,7 +8,7 @@ from memory_mosaics.ops.gated_leaky_average import (
     gated_leaky_average_reference,
     gated_leaky_average_step,
 )
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def _inputs(T, seed, B=2, H=3, D=5, dtype=torch.float64):

@@ -3,7 +3,7 @@ import torch
 
 from memory_mosaics.ops import leaky_average, leaky_average_reference, leaky_average_step
 from memory_mosaics.ops.leaky_average import _LeakyAverage
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def recurrence(x, b):

@@ -14,7 +14,7 @@ triton = pytest.importorskip("triton", reason="triton not installed (optional GP
 
 from memory_mosaics.ops.leaky_average import _LeakyAverage, leaky_average_reference  # noqa: E402
 from memory_mosaics.ops.leaky_average_triton import triton_scan  # noqa: E402
-from tests.conftest import assert_close  # noqa: E402
+from tests.helpers import assert_close  # noqa: E402
 
 if torch.cuda.is_available():
     DEVICE = "cuda"

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from memory_mosaics.ops import kernel_regression, retrieval_weights, retrieve
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 
 def explicit_nadaraya_watson(q, k, v, beta):
@@ -34,7 +34,9 @@ def test_equal_norm_keys_turn_kernel_regression_into_softmax():
 def test_unequal_norms_differ_from_softmax():
     # The identity needs equal key norms: it must fail without them, or the test above proves nothing.
     torch.manual_seed(2)
-    q, k, v = torch.randn(4, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64) * torch.arange(1, 7)[:, None], torch.randn(6, 2, dtype=torch.float64)
+    q = torch.randn(4, 3, dtype=torch.float64)
+    k = torch.randn(6, 3, dtype=torch.float64) * torch.arange(1, 7)[:, None]  # unequal key norms
+    v = torch.randn(6, 2, dtype=torch.float64)
     assert not torch.allclose(retrieve(q, k, v, 2.0), kernel_regression(q, k, v, 1.0))
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from memory_mosaics.ops import strict_past_retrieval, strict_past_retrieval_reference, strict_past_weights
-from tests.conftest import assert_close, grad_scale
+from tests.helpers import assert_close, grad_scale
 
 
 @pytest.mark.parametrize("T", [1, 2, 5, 33])

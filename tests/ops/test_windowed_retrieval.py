@@ -9,7 +9,7 @@ from memory_mosaics.ops.windowed_retrieval import (
     windowed_retrieval,
     windowed_retrieval_reference,
 )
-from tests.conftest import assert_close
+from tests.helpers import assert_close
 
 BANDS = [(1, None), (1, 1), (1, 7), (3, None), (5, 9), (16, None), (40, None)]
 

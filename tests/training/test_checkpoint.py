@@ -52,18 +52,6 @@ def test_state_roundtrips_without_pickle(tmp_path, model):
         save(tmp_path, 8, model, bad=object())
 
 
-def test_unwrap_strips_compile_and_ddp_wrappers(model):
-    class Compiled(torch.nn.Module):  # what torch.compile returns exposes the model as _orig_mod
-        def __init__(self, m):
-            super().__init__()
-            self._orig_mod = m
-
-    wrapped = Compiled(model)
-    assert any(k.startswith("_orig_mod.") for k in wrapped.state_dict())
-    assert ck.unwrap(wrapped) is model
-    assert set(ck.unwrap(wrapped).state_dict()) == set(model.state_dict())
-
-
 @pytest.mark.parametrize("damage, match", [
     (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]), "truncated"),
     (lambda d: (d / "state.json").write_bytes(b"x" + (d / "state.json").read_bytes()[1:]), "does not match its sha256"),

@@ -9,8 +9,7 @@ from memory_mosaics.cli import main
 from memory_mosaics.config import ConfigError
 from memory_mosaics.training import TrainConfig
 from memory_mosaics.training.compare import CompareConfig, compare
-from tests.conftest import TINY
-from tests.training.conftest import tiny_args
+from tests.helpers import TINY, tiny_args
 
 
 def test_compare_trains_both_models_on_the_same_tokens(text_file, tmp_path, shared_data):

@@ -10,8 +10,7 @@ import pytest
 
 from memory_mosaics.training import TrainConfig, train
 from memory_mosaics.training.metrics import read_metrics
-
-from .conftest import tiny_args
+from tests.helpers import tiny_args
 
 ARGS = ["--model", "mosaic", "--preset", "tiny", "--batch-size", "8", "--max-steps", "6", "--warmup-steps", "2",
         "--lr", "1e-2", "--eval-interval", "3", "--eval-batches", "2", "--log-interval", "1", "--no-progress",

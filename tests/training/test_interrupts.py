@@ -17,9 +17,7 @@ from memory_mosaics.training import checkpoint as ck
 from memory_mosaics.training import trainer as trainer_mod
 from memory_mosaics.training.metrics import read_metrics
 from memory_mosaics.training.safe_state import pack
-from tests.conftest import TINY
-
-from .conftest import tiny_args
+from tests.helpers import TINY, tiny_args
 
 
 def tree_digest(folder):

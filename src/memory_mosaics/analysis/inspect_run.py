@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..plots import loss_curves, retrieval_maps
 from .memories import context_retrievals, head_table, persistent_recalls
-from .report import Report, constants_figure, loss_figure, retrieval_figure, top_retrieved
+from .report import Report, constants_figure, top_retrieved
 
 
 def inspect_language_model(model, tokenizer, text: str, out: Path, data_tokens: np.ndarray | None = None,
@@ -33,7 +34,7 @@ def inspect_language_model(model, tokenizer, text: str, out: Path, data_tokens: 
     summary = {"tokens": labels, "layers": []}
     for r in retrievals:
         w = r.weights[0].float().cpu().numpy()
-        report.figure(retrieval_figure(w, labels, f"layer {r.layer}"), f"retrieval_layer{r.layer}",
+        report.figure(retrieval_maps(w, f"layer {r.layer}", labels=labels), f"retrieval_layer{r.layer}",
                       f"layer {r.layer}: retrieval weights per head (query t on the y axis, stored pair j on x)")
         report.table(top_retrieved(w, labels + [""]), f"layer {r.layer}: top retrieved past positions per token")
         summary["layers"].append({"layer": r.layer, "weights": w.round(4).tolist()})
@@ -68,7 +69,7 @@ def inspect_language_model(model, tokenizer, text: str, out: Path, data_tokens: 
             curves[f"context {context}"] = pl.per_position
             results[context] = pl.to_dict()
         if curves:
-            report.figure(loss_figure(curves, bs), "per_position_loss", "next-token loss against position in the context")
+            report.figure(loss_curves(curves, block_size=bs), "per_position_loss", "next-token loss against position in the context")
             summary["per_position_loss"] = results
         else:
             report.paragraph("--data is shorter than the training context: no per-position loss.")
@@ -86,7 +87,7 @@ def inspect_moons(run_dir: Path, out: Path, steps: int = 400, seed: int = 0) -> 
     report = Report(f"Three-moons memory ({model.n_head} head{'s' if model.n_head > 1 else ''}): {run_dir}", out)
     report.paragraph(f"Validation triple {list(VAL_TRIPLE)}: periods {', '.join(f'{p:.1f}' for p in periods)} steps. "
                      "Dotted lines mark pairs exactly one period back.")
-    report.figure(retrieval_figure(w, None, "retrieval weights per head", stripes=periods), "retrieval_moons",
+    report.figure(retrieval_maps(w, "retrieval weights per head", stripes=periods), "retrieval_moons",
                   "per-head retrieval over past steps on a validation sequence")
     mags = {name: getattr(model, name).magnitude().detach().numpy() for name in ("key", "value", "out")}
     report.table([{"matrix": n, **{f"col {j}": float(m[i, j]) for j in range(m.shape[1])}, "row": i}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..layers import ContextMemory, PersistentMemory
-from ..layers.heads import merge_heads, per_head
+from ..layers.heads import merge_heads
 from ..ops.strict_past import strict_past_weights
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..jsonsafe import dumps
+from ..plots import pyplot
 
 
 @dataclass
@@ -32,11 +33,9 @@ class Report:
 
     def figure(self, fig, name: str, caption: str) -> None:
         """Save `fig` as out/name.png and embed the same PNG in the HTML."""
-        import matplotlib.pyplot as plt
-
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        pyplot().close(fig)
         png = buf.getvalue()
         (self.out / f"{name}.png").write_bytes(png)
         self.figures.append(f"{name}.png")
@@ -68,43 +67,9 @@ class Report:
         return path
 
 
-def retrieval_figure(weights: np.ndarray, labels: list[str] | None, title: str, stripes: list[float] = ()):
-    """Heat maps of (H, T, T) retrieval weights, one panel per head; query on the y axis, stored pair on x."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    H, T, _ = weights.shape
-    cols = min(H, 4)
-    rows = -(-H // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.6 * rows), squeeze=False)
-    for ax in axes.flat[H:]:
-        ax.axis("off")
-    for h, ax in enumerate(axes.flat[:H]):
-        ax.imshow(weights[h], cmap="viridis", aspect="auto", interpolation="nearest", vmin=0.0)
-        ax.set_title(f"head {h}")
-        if h // cols == rows - 1:
-            ax.set_xlabel("stored pair j (value peeks at j+1)")
-        if h % cols == 0:
-            ax.set_ylabel("query position t")
-        for p in stripes:  # lines at lag p: pairs one period back
-            ax.plot([0, T - p], [p, T], color="white", lw=0.6, ls=":")
-        if labels is not None and T <= 48:
-            ax.set_xticks(range(T), labels, rotation=90, fontsize=7)
-            ax.set_yticks(range(T), labels, fontsize=7)
-    fig.suptitle(title)
-    return fig
-
-
 def constants_figure(rows: list[dict]):
     """Per-head time constants (1/b) and bandwidths β across layers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(11, 3.8))
     layers = sorted({r["layer"] for r in rows})
     for layer in layers:
         rs = [r for r in rows if r["layer"] == layer]
@@ -114,23 +79,6 @@ def constants_figure(rows: list[dict]):
     a.set(xlabel="head", ylabel="1/b (tokens)", title="context-memory key time constant", yscale="log")
     b.set(xlabel="head", ylabel="β = s²", title="context-memory bandwidth (inverse)", yscale="log")
     a.legend(fontsize=8)
-    return fig
-
-
-def loss_figure(curves: dict[str, np.ndarray], block_size: int | None = None):
-    """Per-position loss curves (loss against position in the context)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for name, curve in curves.items():
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=name, lw=1)
-    if block_size:
-        ax.axvline(block_size, color="gray", ls="--", lw=0.8, label="training context")
-    ax.set(xlabel="position in context", ylabel="next-token loss (nats)", xscale="log", title="per-position loss")
-    ax.legend(fontsize=8)
     return fig
 
 

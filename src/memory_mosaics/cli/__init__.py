@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:  # errno errors: "No space left on device: PATH"
         return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
-    return " ".join(str(err).splitlines()) or type(err).__name__
+    text = " ".join(str(err).splitlines()) or type(err).__name__
+    key = getattr(err, "key", None)  # a ConfigError about one field: name its flag
+    if key:
+        flag = "--" + key.replace("_", "-")
+        text = flag + text[len(key):] if text.startswith(key + " ") else f"{flag}: {text}"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,47 +12,44 @@ under OUT/runs/. Every `mosaic train` flag applies to all runs (except --model, 
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field, fields
+from typing import Optional
 
-from .typed import add_dataclass_args, build_config, given_values, load_recipe
+from ..training.config import TrainConfig
+from .typed import add_command
+
+
+def _f(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class CompareCommand(TrainConfig):
+    """Every `mosaic train` field (shared by all runs), plus what the comparison varies."""
+
+    models: tuple[str, ...] = _f(("mosaic", "transformer"), "models compared", choices=("mosaic", "transformer"))
+    inits: tuple[str, ...] = _f(("preset",), "initialisation / output head of every model (preset: each preset's own)",
+                                choices=("preset", "library", "gpt2"))
+    seeds: tuple[int, ...] = _f((1337,), "one run per seed")
+    lrs: tuple[float, ...] = _f((), "learning-rate sweep (default: --lr); min-lr keeps the ratio --min-lr / --lr")
+    ood_data: str = _f("", "text scored after training, never trained on (e.g. shakespeare)")
+    contexts: tuple[int, ...] = _f((1, 2, 4), "per-position loss at these multiples of the training context")
+    jobs: Optional[int] = _f(None, "runs in parallel worker processes (default: min(runs, CPU count)); one thread "
+                                   "each on CPU")
+    tf32: bool = _f(False, "allow TF32 matmuls on CUDA (default off: exact float32)")
 
 
 def add_parser(subparsers) -> None:
-    from ..training.config import TrainConfig
-
-    p = subparsers.add_parser("compare", help="language modelling: Memory Mosaic vs transformer, side by side",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", help="YAML file of training config values (flags override it)")
-    g = p.add_argument_group("comparison")
-    g.add_argument("--models", nargs="+", choices=("mosaic", "transformer"), default=["mosaic", "transformer"])
-    g.add_argument("--inits", nargs="+", choices=("preset", "library", "gpt2"), default=["preset"],
-                   help="initialisation / output head of every model (default: each preset's own)")
-    g.add_argument("--seeds", nargs="+", type=int, default=[1337], help="one run per seed (default 1337)")
-    g.add_argument("--lrs", nargs="+", type=float, default=None,
-                   help="learning-rate sweep (default: --lr); min-lr keeps the ratio --min-lr / --lr")
-    g.add_argument("--ood-data", default="", help="text scored after training, never trained on (e.g. shakespeare)")
-    g.add_argument("--contexts", nargs="+", type=int, default=[1, 2, 4],
-                   help="per-position loss at these multiples of the training context (default 1 2 4)")
-    g.add_argument("--jobs", type=int, default=None,
-                   help="runs in parallel worker processes (default: min(runs, CPU count)); one thread each on CPU")
-    g.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (default off: exact float32)")
-    add_dataclass_args(p, TrainConfig, skip=("model", "seed", "resume"))
-    p.set_defaults(func=run)
+    add_command(subparsers, "compare", CompareCommand, run, description=__doc__, skip=("model", "seed", "resume"),
+                help="language modelling: Memory Mosaic vs transformer, side by side")
 
 
-def run(args) -> int:
+def run(cfg: CompareCommand) -> int:
     from ..training.compare import CompareConfig, compare
-    from ..training.config import TrainConfig
 
-    given = load_recipe(args.recipe, TrainConfig) if args.recipe else {}
-    given.update(given_values(args, TrainConfig))
-    for key in ("model", "seed", "resume"):
-        given.pop(key, None)  # set per run
-    out = given.pop("out", "")
-    if not given.get("data"):
+    if not cfg.data:
         raise ValueError("no training data given (pass --data FILE, FOLDER, FILE.jsonl, shakespeare or tinystories)")
-    base = build_config(TrainConfig, base=given)
-    compare(CompareConfig(base, out=out, models=tuple(args.models), inits=tuple(args.inits),
-                          seeds=tuple(args.seeds), lrs=tuple(args.lrs or ()), ood_data=args.ood_data,
-                          contexts=tuple(args.contexts), jobs=args.jobs, tf32=args.tf32))
+    base = TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name != "out"})
+    compare(CompareConfig(base, out=cfg.out, models=cfg.models, inits=cfg.inits, seeds=cfg.seeds, lrs=cfg.lrs,
+                          ood_data=cfg.ood_data, contexts=cfg.contexts, jobs=cfg.jobs, tf32=cfg.tf32))
     return 0

@@ -11,12 +11,11 @@ the JSON says so for those contexts instead of failing.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .typed import add_dataclass_args, build_config
+from .typed import add_command
 
 
 @dataclass
@@ -35,61 +34,17 @@ class EvalConfig:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="loss, perplexity and per-position loss of a checkpoint",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", help="YAML file of eval config values")
-    add_dataclass_args(p, EvalConfig)
-    p.set_defaults(func=run)
+    add_command(subparsers, "eval", EvalConfig, run, help="loss, perplexity and per-position loss of a checkpoint",
+                description=__doc__)
 
 
-def write_curves(results: dict[int, object], out: Path, title: str) -> tuple[Path, Path]:
-    """per_position.csv (one column per context) and per_position.png."""
-    import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    contexts = sorted(results)
-    longest = contexts[-1]
-    csv_path = out / "per_position.csv"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["position"] + [f"loss_ctx{c}" for c in contexts])
-        for pos in range(longest):
-            w.writerow([pos] + [f"{results[c].per_position[pos]:.6f}" if pos < c else "" for c in contexts])
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for c in reversed(contexts):
-        loss = results[c].per_position
-        line, = ax.plot(range(c), loss, lw=0.5, alpha=0.3)
-        # Log-spaced bins: single positions are noisy; bin means show the trend.
-        edges = np.unique(np.round(np.logspace(0, np.log10(c), 40)).astype(int))
-        edges = np.concatenate([[0], edges[edges < c], [c]])
-        centres = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
-        means = [loss[a:b].mean() for a, b in zip(edges[:-1], edges[1:])]
-        ax.plot(centres, means, color=line.get_color(), lw=1.8, label=f"context {c}")
-    ax.set(xlabel="position in context", ylabel="loss (nats)", title=title)
-    ax.set_xscale("symlog", linthresh=10)
-    ax.legend()
-    fig.tight_layout()
-    png_path = out / "per_position.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return csv_path, png_path
-
-
-def run(args) -> int:
+def run(cfg: EvalConfig) -> int:
     from ..data import tokenize_cached, train_val_split
-    from ..evaluation import per_position_loss
+    from ..evaluation import per_position_loss, write_per_position
     from ..jsonsafe import dumps
     from ..training.checkpoint import load_model
     from ..training.distributed import parse_device
 
-    cfg = build_config(EvalConfig, args, recipe=args.recipe)
     if not cfg.checkpoint:
         raise ValueError("no checkpoint given (pass --checkpoint DIR)")
     if not cfg.data:
@@ -123,7 +78,7 @@ def run(args) -> int:
     report["contexts"] = {str(c): r.to_dict() for c, r in results.items()}
     report["contexts"].update({str(c): {"context": c, "note": n} for c, n in notes.items()})
     out = Path(cfg.out) if cfg.out else ckpt.parent / "eval" if (ckpt.parent / "latest").exists() else ckpt / "eval"
-    csv_path, png_path = write_curves(results, out, f"{report['model']} per-position loss ({cfg.split})")
+    csv_path, png_path = write_per_position(results, out, f"{report['model']} per-position loss ({cfg.split})")
     report["csv"], report["png"] = str(csv_path), str(png_path)
     print(dumps(report, indent=2))
     return 0

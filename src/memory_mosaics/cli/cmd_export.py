@@ -7,11 +7,10 @@ lm-evaluation-harness (see docs/huggingface.md).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from dataclasses import dataclass, field
 
-from .typed import add_dataclass_args, build_config
+from .typed import add_command
 
 
 @dataclass
@@ -23,14 +22,11 @@ class ExportConfig:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export a checkpoint to Hugging Face format", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_args(p, ExportConfig)
-    p.set_defaults(func=run)
+    add_command(subparsers, "export", ExportConfig, run, help="export a checkpoint to Hugging Face format",
+                description=__doc__)
 
 
-def run(args) -> int:
-    cfg = build_config(ExportConfig, args)
+def run(cfg: ExportConfig) -> int:
     if not cfg.checkpoint or not cfg.hf:
         raise ValueError("pass --checkpoint DIR and --hf OUT")
     if importlib.util.find_spec("transformers") is None:

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
+
+from .typed import add_command
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="HTML report: retrieval maps, per-head time scales/bandwidths, slots, loss",
-                       description=__doc__)
-    p.add_argument("--checkpoint", required=True,
-                   help="a `mosaic train` run/checkpoint folder, or a `mosaic moons` run folder")
-    p.add_argument("--text", default=None, help="input text to inspect (language models)")
-    p.add_argument("--data", default=None, help="optional data source for the per-position loss curve")
-    p.add_argument("--max-tokens", type=int, default=48, help="inspect at most this many tokens of --text")
-    p.add_argument("--out", required=True, help="output folder (report.html, PNGs, report.json)")
-    p.set_defaults(func=run)
+@dataclass
+class InspectConfig:
+    checkpoint: str = field(default="", metadata={
+        "help": "a `mosaic train` run/checkpoint folder, or a `mosaic moons` run folder"})
+    text: Optional[str] = field(default=None, metadata={"help": "input text to inspect (language models)"})
+    data: Optional[str] = field(default=None, metadata={"help": "optional data source for the per-position loss curve"})
+    max_tokens: int = field(default=48, metadata={"help": "inspect at most this many tokens of --text"})
+    out: str = field(default="", metadata={"help": "output folder (report.html, PNGs, report.json)"})
 
 
-def run(args: argparse.Namespace) -> int:
+def add_parser(subparsers) -> None:
+    add_command(subparsers, "inspect", InspectConfig, run, description=__doc__,
+                help="HTML report: retrieval maps, per-head time scales/bandwidths, slots, loss")
+
+
+def run(args: InspectConfig) -> int:
+    from ..moons.experiment import is_moons_run
     from . import UserError
 
-    from ..moons.experiment import is_moons_run
-
+    if not args.checkpoint or not args.out:
+        raise UserError("--checkpoint DIR and --out DIR are required")
     ckpt, out = Path(args.checkpoint), Path(args.out)
     if not ckpt.exists():
         raise UserError(f"checkpoint {ckpt} does not exist")

@@ -11,25 +11,18 @@ Writes <out>/longctx.json, <out>/table.md (accuracy by evaluation length × need
 
 from __future__ import annotations
 
-import argparse
-
-from .typed import add_dataclass_args, build_config
+from ..longctx import LongContextConfig
+from .typed import add_command
 
 
 def add_parser(subparsers) -> None:
-    from ..longctx import LongContextConfig
-
-    p = subparsers.add_parser("longctx", help="long-context multi-key retrieval benchmark (six models)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", help="YAML file of config values (command-line flags override it)")
-    add_dataclass_args(p, LongContextConfig)
-    p.set_defaults(func=run)
+    add_command(subparsers, "longctx", LongContextConfig, run, description=__doc__,
+                help="long-context multi-key retrieval benchmark (six models)")
 
 
-def run(args) -> int:
-    from ..longctx import LongContextConfig, run_longctx
+def run(cfg: LongContextConfig) -> int:
+    from ..longctx import run_longctx
 
-    cfg = build_config(LongContextConfig, args, recipe=args.recipe)
     if not cfg.out:
         raise ValueError("--out DIR is required")
     run_longctx(cfg)

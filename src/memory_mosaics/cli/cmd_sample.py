@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .typed import add_dataclass_args, build_config
+from .typed import add_command
 
 
 @dataclass
@@ -25,13 +24,10 @@ class SampleConfig:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("sample", help="generate text from a checkpoint", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_args(p, SampleConfig)
-    p.set_defaults(func=run)
+    add_command(subparsers, "sample", SampleConfig, run, help="generate text from a checkpoint", description=__doc__)
 
 
-def run(args) -> int:
+def run(cfg: SampleConfig) -> int:
     import math
     import sys
 
@@ -41,7 +37,6 @@ def run(args) -> int:
     from ..training.checkpoint import load_model
     from ..training.distributed import parse_device
 
-    cfg = build_config(SampleConfig, args)
     if not cfg.checkpoint:
         raise ValueError("no checkpoint given (pass --checkpoint DIR)")
     if cfg.max_new_tokens < 0 or cfg.num_samples < 1:

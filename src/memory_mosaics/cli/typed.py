@@ -1,4 +1,6 @@
 """Typed configs on the command line: a dataclass's fields become argparse flags and YAML recipe keys.
+Every `mosaic` command is made by `add_command(subparsers, name, Config, run, help=...)` (at the end of this file);
+the pieces below are what it is built from.
 
     @dataclass
     class EvalConfig:
@@ -17,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..config import ConfigError
+from ..config import ConfigError, check_keys
 
 
 def _strip_optional(tp):
@@ -66,45 +68,40 @@ def _none_or(kind):
 
 
 def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
-                       positional: tuple[str, ...] = ()) -> None:
-    """One flag per dataclass field (`foo_bar` -> `--foo-bar`); help from `field.metadata["help"]`."""
+                       exclusive: tuple[str, ...] = ()) -> None:
+    """One flag per dataclass field (`foo_bar` -> `--foo-bar`); help from `field.metadata["help"]`
+    (`metadata["hidden"]` hides it). The flags of the `exclusive` fields are mutually exclusive."""
     hints = _field_types(cls)
+    group = parser.add_mutually_exclusive_group() if exclusive else None
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
+        target = group if f.name in exclusive else parser
         tp, optional = _strip_optional(hints[f.name])
         origin = typing.get_origin(tp)
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default!r})" if help_text else f"default: {default!r}"
+        if f.metadata.get("hidden"):
+            help_text = argparse.SUPPRESS
         kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help_text, dest=f.name)
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
         flag = "--" + f.name.replace("_", "-")
         if tp is bool:
             # `--flag` sets True; `--flag false` / `--no-flag` also work.
-            parser.add_argument(flag, nargs="?", const=True, type=_parse_bool, metavar="BOOL", **kw)
+            target.add_argument(flag, nargs="?", const=True, type=_parse_bool, metavar="BOOL", **kw)
             parser.add_argument("--no-" + f.name.replace("_", "-"), action="store_false", dest=f.name,
                                 default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         elif origin is dict or tp is dict:  # --model-args a=1 b=2, or repeated: --model-args a=1 --model-args b=2
-            parser.add_argument(flag, action="extend", nargs="+", type=_key_value, metavar="KEY=VALUE", **kw)
+            target.add_argument(flag, action="extend", nargs="+", type=_key_value, metavar="KEY=VALUE", **kw)
         elif origin in (list, tuple):
             inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
-            parser.add_argument(flag, nargs="+", type=inner, **kw)
+            target.add_argument(flag, nargs="+", type=inner, **kw)
         else:
             kind = tp if tp in (int, float, str) else str
-            parser.add_argument(flag, type=_none_or(kind) if optional else kind, **kw)
-
-
-def check_keys(cls, keys, where: str) -> None:
-    """Unknown keys -> ConfigError naming the closest valid key."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in keys:
-        if key not in names:
-            hint = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ConfigError(f"unknown key '{key}' in {where}{hint}; valid keys: {', '.join(names)}")
+            target.add_argument(flag, type=_none_or(kind) if optional else kind, **kw)
 
 
 def load_recipe(path: str | Path, cls) -> dict[str, Any]:
@@ -146,7 +143,7 @@ def coerce(cls, values: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"config key '{key}' may not be null")
         elif tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
-        elif tp in (int, str, bool) and not (type(value) is tp):
+        elif tp in (int, str, bool) and type(value) is not tp:
             raise ConfigError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
         elif (origin is dict or tp is dict) and not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
@@ -168,3 +165,55 @@ def build_config(cls, args: argparse.Namespace | None = None, recipe: str | Path
         values.update(given_values(args, cls))
     check_keys(cls, values, "config")
     return cls(**coerce(cls, values))
+
+
+def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *, help: str,
+                description: str | None = None, one_of: tuple[str, ...] = (),
+                preset: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                make: Callable[[dict[str, Any]], Any] | None = None,
+                skip: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """The one way a `mosaic` subcommand is made: a flag per field of the typed config `cls`, `--recipe FILE`,
+    `--help`, and `run(config)` with the config built from defaults < preset < recipe < flags.
+    `one_of`: fields of which exactly one must be set (their flags are exclusive). `preset(given)` maps the
+    given values (recipe and flags) to the base values they start from (e.g. `bench --quick`); `make(given)`
+    replaces building the config from defaults (e.g. `train --resume` starts from the checkpoint's config).
+    `skip`: fields that get no flag (the command sets them itself)."""
+    p = subparsers.add_parser(name, help=help, description=description or help,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", help="YAML file of config values (command-line flags override it)")
+    add_dataclass_args(p, cls, exclusive=one_of, skip=skip)
+
+    def func(args: argparse.Namespace):
+        given = load_recipe(args.recipe, cls) if args.recipe else {}
+        given.update(given_values(args, cls))
+        if one_of and sum(bool(given.get(k)) for k in one_of) != 1:
+            flags = " ".join("--" + k.replace("_", "-") for k in one_of)
+            p.error(f"exactly one of the arguments {flags} is required")
+        if make is not None:
+            return run(make(given))
+        return run(build_config(cls, base={**(preset(given) if preset else {}), **given}))
+
+    p.set_defaults(func=func)
+    return p
+
+
+def to_argv(cfg) -> list[str]:
+    """The flags that rebuild `cfg` (fields that differ from their defaults): the inverse of the parser."""
+    argv: list[str] = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if value == default:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv += [flag, str(value).lower()]
+        elif value is None:
+            argv += [flag, "none"]
+        elif isinstance(value, dict):
+            argv += [flag, *(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in value.items())]
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv

@@ -2,7 +2,7 @@
 
     tokens = tokenize_cached("big.txt", tok)          # np.memmap (N,), cached under $MOSAIC_CACHE/tokens/ (streamed)
     train, val = train_val_split(tokens, 0.1)          # the last 10% of tokens is validation (deterministic)
-    x, y = random_windows(train, 8, 256, generator)   # (8, 256) int64 each; y is x shifted by one
+    x, y = windows_at(train, starts, 256)              # (B, 256) int64 each; y is x shifted by one
 
 Windows start at any offset and may cross document boundaries (as in the paper, §8); sampling is with
 replacement, driven only by the torch.Generator so a run is reproducible and resumable.
@@ -16,8 +16,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -157,10 +157,3 @@ def windows_at(tokens: np.ndarray, starts: list[int], context: int) -> tuple[tor
     rows = torch.from_numpy(np.stack([np.asarray(tokens[s:s + context + 1], dtype=np.int64) for s in starts]))
     return rows[:, :-1], rows[:, 1:]
 
-
-def random_windows(tokens: np.ndarray, batch: int, context: int,
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """`batch` windows at uniformly random offsets (with replacement) -> x, y of shape (batch, context)."""
-    check_length(tokens, context, "sampled")
-    starts = torch.randint(len(tokens) - context, (batch,), generator=generator).tolist()
-    return windows_at(tokens, starts, context)

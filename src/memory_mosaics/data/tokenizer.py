@@ -17,7 +17,8 @@ import importlib.util
 import itertools
 import os
 import random
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class CharTokenizer:
             self.table[ord(c)] = i
 
     @classmethod
-    def train(cls, data) -> "CharTokenizer":
+    def train(cls, data) -> CharTokenizer:
         """Every character of `data` (documents, or a source streamed once)."""
         seen = np.zeros(0, dtype=np.uint32)
         batch: list[str] = []
@@ -108,7 +109,7 @@ class BPETokenizer:
         self.eot_id = tok.token_to_id(EOT)
 
     @classmethod
-    def train(cls, data, vocab_size: int) -> "BPETokenizer":
+    def train(cls, data, vocab_size: int) -> BPETokenizer:
         """Learn merges from `data` (documents, or a source: a sample of BPE_SAMPLE_BYTES if it is larger)."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

@@ -32,7 +32,7 @@ class _LibraryConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @classmethod
-    def from_library(cls, config, **kwargs) -> "_LibraryConfig":
+    def from_library(cls, config, **kwargs) -> _LibraryConfig:
         return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)}, **kwargs)
 
     def to_library(self):

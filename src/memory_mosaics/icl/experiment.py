@@ -1,19 +1,25 @@
-"""One ICL run (task × model) -> results.json + plot, and the side-by-side comparison behind `mosaic icl`."""
+"""One ICL run (task × model) -> results.json + plot, and the side-by-side comparison behind `mosaic icl`.
+
+    run_icl(IclConfig(task="regbench", model="mosaic", out="runs/rb-mm"))       # one model
+    run_icl(IclConfig(task="regbench", compare=True, out="runs/rb"))           # both, one after the other
+
+(`mosaic icl --compare` runs the same configs in parallel processes, then calls `summarize_compare`.)"""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import ConfigError
 from ..jsonsafe import dumps
-from ..processes import run_parallel
+from ..training.distributed import parse_device
 from . import report
+from .config import IclConfig
 from .models import build_icl_model
 from .train import Budget, regbench_budget, train_regbench, train_stream
 
@@ -26,51 +32,53 @@ def stream_budget(name: str, steps=None, lr=None) -> Budget:
     b = Budget(name, lr=1e-3, warmup=0, val_subset=0, dropout=False, **STREAM_BUDGETS[name])
     if steps is not None:
         if steps < 1:
-            raise ValueError(f"--steps must be ≥ 1, got {steps}")
+            raise ValueError(f"steps must be ≥ 1, got {steps}")
         b.steps, b.eval_every = steps, min(b.eval_every, max(1, steps // 6))
     if lr is not None:
         if not 0 < lr < float("inf"):  # also refuses nan
-            raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
         b.lr = lr
     b.warmup = max(1, round(0.1 * b.steps))
     return b
 
 
-def _regbench(args, log):
+def _regbench(cfg: IclConfig, device, log):
     from .regbench import generate
 
-    budget = regbench_budget(args.budget, args.envs, args.steps, args.lr, None if args.dropout is None
-                             else args.dropout == "on")
+    budget = regbench_budget(cfg.budget, cfg.envs, cfg.steps, cfg.lr, None if cfg.dropout is None
+                             else cfg.dropout == "on")
     t = time.time()
-    data = generate(seed=args.data_seed, n_train=args.envs, n_test=args.n_test)
+    data = generate(seed=cfg.data_seed, n_train=cfg.envs, n_test=cfg.n_test)
     log(f"RegBench: {len(data.train)} train / {len(data.test)} test / {len(data.val)} val automata "
-        f"(data seed {args.data_seed}, generated in {time.time() - t:.1f}s)")
-    model = build_icl_model(args.model, n_layer=args.layers or 2, dropout=budget.dropout)
-    clip = 1.0 if args.model == "mosaic" else None  # the authors' protocols: mm.yaml clips, base.yaml does not
-    log(f"{args.model}: {model.num_params():,} parameters; {budget.describe()}; grad clip "
+        f"(data seed {cfg.data_seed}, generated in {time.time() - t:.1f}s)")
+    torch.manual_seed(cfg.seed)  # the initialisation
+    model = build_icl_model(cfg.model, n_layer=cfg.layers or 2, dropout=budget.dropout).to(device)
+    clip = 1.0 if cfg.model == "mosaic" else None  # the authors' protocols: mm.yaml clips, base.yaml does not
+    log(f"{cfg.model}: {model.num_params():,} parameters; {budget.describe()}; grad clip "
         f"{clip if clip else 'none'} ({'mm.yaml' if clip else 'base.yaml'})")
-    res = train_regbench(model, data, budget, seed=args.seed, grad_clip=clip, test_subset=args.test_subset, log=log)
-    return model, res, dict(task="regbench", envs=args.envs, n_heldout=args.n_test, data_seed=args.data_seed)
+    res = train_regbench(model, data, budget, seed=cfg.seed, grad_clip=clip, test_subset=cfg.test_subset, log=log,
+                         device=device, progress=cfg.progress)
+    return model, res, dict(task="regbench", envs=cfg.envs, n_heldout=cfg.n_test, data_seed=cfg.data_seed)
 
 
-def _stream(args, log):
+def _stream(cfg: IclConfig, device, log):
     from .induction import Bigram, InductionTask, induction_metrics
     from .mqar import mqar_accuracy, mqar_batch
 
-    budget = stream_budget(args.budget, args.steps, args.lr)
-    test_rng = np.random.default_rng(10_000 + args.data_seed)  # the fixed test batch: its own seed
-    if args.task == "induction":
-        if args.corpus:
-            text = Path(args.corpus).read_text(encoding="utf-8")
-            bigram, src, T = Bigram.from_text(text), f"characters of {args.corpus}", args.seq_len or 256
+    budget = stream_budget(cfg.budget, cfg.steps, cfg.lr)
+    test_rng = np.random.default_rng(10_000 + cfg.data_seed)  # the fixed test batch: its own seed
+    if cfg.task == "induction":
+        if cfg.corpus:
+            text = Path(cfg.corpus).read_text(encoding="utf-8")
+            bigram, src, T = Bigram.from_text(text), f"characters of {cfg.corpus}", cfg.seq_len or 256
         else:
-            bigram = Bigram.random(args.vocab or 32, 4, np.random.default_rng(args.data_seed))
-            src, T = "random sparse bigram (CPU fallback, §2.4)", args.seq_len or 64
-        task = InductionTask(bigram, n_triggers=args.triggers, fixed_triggers=not args.random_triggers, seq_len=T)
-        tx, ty, touts = (torch.from_numpy(a) for a in task.sample(args.test_batch, test_rng))
+            bigram = Bigram.random(cfg.vocab or 32, 4, np.random.default_rng(cfg.data_seed))
+            src, T = "random sparse bigram (CPU fallback, §2.4)", cfg.seq_len or 64
+        task = InductionTask(bigram, n_triggers=cfg.triggers, fixed_triggers=not cfg.random_triggers, seq_len=T)
+        tx, ty, touts = (torch.from_numpy(a).to(device) for a in task.sample(cfg.test_batch, test_rng))
         V = bigram.vocab_size
-        log(f"induction head: {src}, V={V}, T={T}, K={args.triggers} "
-            f"{'random' if args.random_triggers else 'fixed'} triggers; test batch {args.test_batch}")
+        log(f"induction head: {src}, V={V}, T={T}, K={cfg.triggers} "
+            f"{'random' if cfg.random_triggers else 'fixed'} triggers; test batch {cfg.test_batch}")
 
         def sample(rng):
             x, y, _ = task.sample(budget.batch_size, rng)
@@ -79,12 +87,12 @@ def _stream(args, log):
         def evaluate(model):
             return induction_metrics(model(tx), ty, touts)
 
-        info = dict(task="induction", vocab_size=V, seq_len=T, triggers=args.triggers,
-                    random_triggers=args.random_triggers, bigram=src)
+        info = dict(task="induction", vocab_size=V, seq_len=T, triggers=cfg.triggers,
+                    random_triggers=cfg.random_triggers, bigram=src)
     else:
-        T, D, V = args.seq_len or 64, args.pairs, args.vocab or 8192
-        tx, ty = (torch.from_numpy(a) for a in mqar_batch(args.test_batch, T, D, V, test_rng))
-        log(f"MQAR: V={V}, L={T}, D={D}; test batch {args.test_batch}")
+        T, D, V = cfg.seq_len or 64, cfg.pairs, cfg.vocab or 8192
+        tx, ty = (torch.from_numpy(a).to(device) for a in mqar_batch(cfg.test_batch, T, D, V, test_rng))
+        log(f"MQAR: V={V}, L={T}, D={D}; test batch {cfg.test_batch}")
 
         def sample(rng):
             return mqar_batch(budget.batch_size, T, D, V, rng)
@@ -93,97 +101,94 @@ def _stream(args, log):
             return dict(accuracy=mqar_accuracy(model(tx), ty))
 
         info = dict(task="mqar", vocab_size=V, seq_len=T, pairs=D)
-    model = build_icl_model(args.model, n_layer=args.layers or 1, vocab_size=V, block_size=T, dropout=False)
-    log(f"{args.model}: {args.layers or 1} layer(s), {model.num_params():,} parameters; {budget.describe()}; "
+    torch.manual_seed(cfg.seed)  # the initialisation
+    model = build_icl_model(cfg.model, n_layer=cfg.layers or 1, vocab_size=V, block_size=T, dropout=False)
+    model = model.to(device)
+    log(f"{cfg.model}: {cfg.layers or 1} layer(s), {model.num_params():,} parameters; {budget.describe()}; "
         f"grad clip 1.0")
-    res = train_stream(model, sample, evaluate, budget, seed=args.seed, grad_clip=1.0, log=log)
+    res = train_stream(model, sample, evaluate, budget, seed=cfg.seed, grad_clip=1.0, log=log, device=device,
+                       progress=cfg.progress)
     return model, res, info
 
 
-def run_one(args) -> dict:
-    """Train one model on one task; write results.json and a plot under args.out."""
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
+def run_icl(cfg: IclConfig) -> dict:
+    """Train one model (cfg.model) on one task and write results.json and a plot under cfg.out; or, with
+    cfg.compare, train the compared models one after the other in this process and write the comparison."""
+    if cfg.compare:
+        for _, child in compare_runs(cfg):
+            run_icl(child)
+        return summarize_compare(cfg)
+    if cfg.model is None:
+        raise ConfigError("give model (mosaic or transformer) or compare=True", key="model")
+    if not cfg.out:
+        raise ConfigError("no output directory given", key="out")
+    torch.set_num_threads(cfg.threads)
+    device = parse_device(cfg.device)
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    prefix = f"[{args.tag}] " if args.tag else ""
+    prefix = f"[{cfg.tag}] " if cfg.tag else ""
 
     def log(msg):
         print(prefix + msg, flush=True)
 
     t0 = time.time()
-    model, res, info = (_regbench if args.task == "regbench" else _stream)(args, log)
-    res = dict(accuracy=res.pop("accuracy"), tvd=res.pop("tvd"), model=args.model, seed=args.seed,
+    model, res, info = (_regbench if cfg.task == "regbench" else _stream)(cfg, device, log)
+    res = dict(accuracy=res.pop("accuracy"), tvd=res.pop("tvd"), model=cfg.model, seed=cfg.seed,
                params=model.num_params(), config=model.config.to_dict(), **info, **res,
-               threads=args.threads, wall_seconds=time.time() - t0)
+               threads=cfg.threads, wall_seconds=time.time() - t0)
     (out / "results.json").write_text(dumps(res, indent=1))
-    report.plot_run(res, out / "curve.png", f"{args.task}: {args.model} ({res['config']['n_layer']} layers)")
+    report.plot_run(res, out / "curve.png", f"{cfg.task}: {cfg.model} ({res['config']['n_layer']} layers)")
     tvd = "" if res["tvd"] is None else f"  TVD {res['tvd']:.3f}"
-    log(f"{args.model}: test accuracy {res['accuracy']:.3f}{tvd}  (best step {res.get('best_step', res['steps'])}, "
+    log(f"{cfg.model}: test accuracy {res['accuracy']:.3f}{tvd}  (best step {res.get('best_step', res['steps'])}, "
         f"{res['wall_seconds']:.0f}s) -> {out / 'results.json'}")
     return res
 
 
-def _child_argv(args, model: str, layers: int, out: Path, threads: int, tag: str) -> list[str]:
-    argv = [sys.executable, "-m", "memory_mosaics.cli", "icl", "--task", args.task, "--model", model,
-            "--layers", str(layers), "--seed", str(args.seed), "--data-seed", str(args.data_seed),
-            "--budget", args.budget, "--out", str(out), "--threads", str(threads), "--tag", tag,
-            "--envs", str(args.envs), "--n-test", str(args.n_test), "--triggers", str(args.triggers),
-            "--pairs", str(args.pairs), "--test-batch", str(args.test_batch)]
-    for flag, value in (("--steps", args.steps), ("--lr", args.lr), ("--test-subset", args.test_subset),
-                        ("--corpus", args.corpus), ("--seq-len", args.seq_len), ("--vocab", args.vocab),
-                        ("--dropout", args.dropout)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if args.random_triggers:
-        argv.append("--random-triggers")
-    return argv
-
-
-def run_compare(args) -> dict:
-    """Train the compared models (RegBench: MM vs transformer at --layers; induction/MQAR: MM at --layers vs
-    transformers with 1 and 2 layers), in parallel processes of one thread each when --jobs > 1."""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.task == "regbench":
-        runs = [("mosaic", "mosaic", args.layers or 2), ("transformer", "transformer", args.layers or 2)]
+def compare_runs(cfg: IclConfig) -> list[tuple[str, IclConfig]]:
+    """The runs of a comparison, each a single-model config writing to cfg.out/<name> (RegBench: MM vs transformer
+    at cfg.layers; induction/MQAR: MM at cfg.layers vs transformers with 1 and 2 layers)."""
+    if cfg.task == "regbench":
+        runs = [("mosaic", "mosaic", cfg.layers or 2), ("transformer", "transformer", cfg.layers or 2)]
     else:
-        runs = [(f"mosaic-{args.layers or 1}L", "mosaic", args.layers or 1),
+        runs = [(f"mosaic-{cfg.layers or 1}L", "mosaic", cfg.layers or 1),
                 ("transformer-1L", "transformer", 1), ("transformer-2L", "transformer", 2)]
-    jobs = max(1, min(args.jobs, len(runs)))
-    threads = 1 if jobs > 1 else args.threads
-    print(f"mosaic icl --compare: {args.task}, {len(runs)} runs, {jobs} in parallel x {threads} thread(s)", flush=True)
-    t0 = time.time()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    run_parallel([(name, _child_argv(args, model, layers, out / name, threads, name)) for name, model, layers in runs],
-                 jobs, env)
-    results = {name: json.loads((out / name / "results.json").read_text()) for name, _, _ in runs}
-    if args.task == "regbench":
+    return [(name, replace(cfg, compare=False, model=model, layers=layers, out=str(Path(cfg.out) / name), tag=name))
+            for name, model, layers in runs]
+
+
+def summarize_compare(cfg: IclConfig, t0: float | None = None) -> dict:
+    """The table, figure and compare.json of a comparison whose runs (compare_runs) have finished."""
+    t0 = time.time() if t0 is None else t0
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {name: json.loads((out / name / "results.json").read_text()) for name, _ in compare_runs(cfg)}
+    if cfg.task == "regbench":
         from .metrics import score_distributions
         from .ngram import ngram_probs
         from .regbench import generate
 
-        data = generate(seed=args.data_seed, n_train=1, n_test=args.n_test)
-        test = data.test[: args.test_subset] if args.test_subset else data.test
+        data = generate(seed=cfg.data_seed, n_train=1, n_test=cfg.n_test)
+        test = data.test[: cfg.test_subset] if cfg.test_subset else data.test
         ngram = {name: score_distributions([ngram_probs(e.inputs, o) for e in test], test)
                  for name, o in (("unigram", 1), ("trigram", 3))}
         table = report.regbench_table({"mosaic": results["mosaic"], "transformer": results["transformer"]},
-                                      args.envs, ngram)
+                                      cfg.envs, ngram)
         first = results["mosaic"]
-        header = (f"RegBench, N = {args.envs} training automata, {first['n_test']} test automata, seed {args.seed}; "
+        header = (f"RegBench, N = {cfg.envs} training automata, {first['n_test']} test automata, seed {cfg.seed}; "
                   f"{Budget(**first['budget']).describe()}")
-        report.plot_compare(results, out / "compare.png", f"RegBench N={args.envs}: training", n_train=args.envs)
+        report.plot_compare(results, out / "compare.png", f"RegBench N={cfg.envs}: training", n_train=cfg.envs)
     else:
         ngram = None
         table = report.stream_table(results)
         first = next(iter(results.values()))
-        header = f"{args.task}: {Budget(**first['budget']).describe()}"
-        report.plot_compare(results, out / "compare.png", f"{args.task}: loss and test acc_end")
+        header = f"{cfg.task}: {Budget(**first['budget']).describe()}"
+        report.plot_compare(results, out / "compare.png", f"{cfg.task}: loss and test acc_end")
     text = f"{header}\n\n{table}\n"
-    if args.budget == "demo" and args.task == "regbench":
+    if cfg.budget == "demo" and cfg.task == "regbench":
         text += ("\nThis is the reduced demo budget; the paper's numbers are for the full protocol "
                  "(`--budget full`: 200 epochs, lr 5e-4).\n")
     print("\n" + text, flush=True)
-    summary = dict(task=args.task, header=header, table=table, ngram=ngram, wall_seconds=time.time() - t0,
+    summary = dict(task=cfg.task, header=header, table=table, ngram=ngram, wall_seconds=time.time() - t0,
                    results={k: {kk: v for kk, v in r.items() if kk not in ("history",)} for k, r in results.items()})
     (out / "compare.json").write_text(dumps(summary, indent=1))
     (out / "table.md").write_text(text)

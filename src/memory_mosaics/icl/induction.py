@@ -1,4 +1,4 @@
-"""Induction-head task of Bietti et al. 2023 (docs/benchmarks.md §2): a bigram background with K trigger
+"""Induction-head task of Bietti et al. 2023: a bigram background with K trigger
 tokens whose successor is a per-sequence output. Predicting an output at its second and later occurrences
 (outs ≥ 2) needs in-context copying: a 2-layer transformer learns an induction head; the Memory Mosaic claims
 one layer suffices.
@@ -27,7 +27,7 @@ class Bigram:
         return len(self.unigram)
 
     @classmethod
-    def from_text(cls, text: str) -> "Bigram":
+    def from_text(cls, text: str) -> Bigram:
         """Character frequencies and consecutive-pair counts; ids in sorted character order (as in nanoGPT)."""
         if len(text) < 2:
             raise ValueError("the bigram corpus needs at least 2 characters")
@@ -42,7 +42,7 @@ class Bigram:
         return cls(uni / uni.sum(), pairs / pairs.sum(1, keepdims=True), itos)
 
     @classmethod
-    def random(cls, vocab_size: int = 32, support: int = 4, rng: np.random.Generator | None = None) -> "Bigram":
+    def random(cls, vocab_size: int = 32, support: int = 4, rng: np.random.Generator | None = None) -> Bigram:
         """§2.4 CPU fallback: each row is a random distribution over `support` random successors."""
         rng = rng or np.random.default_rng(0)
         if not 1 <= support <= vocab_size:

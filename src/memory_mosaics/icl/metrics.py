@@ -1,4 +1,4 @@
-"""RegBench metrics (docs/benchmarks.md §1.4), pooled over every input position of every test sequence.
+"""RegBench metrics, pooled over every input position of every test sequence.
 
     p_DFA(·|j)   uniform over the legal next letters after input j (`allowed`, never "|" or ".")
     p_model(·|j) softmax over all 20 logits

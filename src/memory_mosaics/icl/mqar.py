@@ -1,4 +1,4 @@
-"""Multi-query associative recall (Zoology, Arora et al. 2024; docs/benchmarks.md §3), the Figure-2 setting:
+"""Multi-query associative recall (Zoology, Arora et al. 2024), the Figure-2 setting:
 context k₁ v₁ … k_D v_D, then each key queried once in a zero-filled region at power-law distributed slots;
 the label at a query key's position is its value, all other labels -100."""
 

@@ -1,4 +1,4 @@
-"""In-context n-gram reference predictors for RegBench (docs/benchmarks.md §1.8). They see only the current
+"""In-context n-gram reference predictors for RegBench. They see only the current
 sequence, never the training set, and give the anchors the metric code is tested against.
 
     unigram  letter counts so far in the sequence

@@ -1,5 +1,5 @@
 """RegBench (Akyürek et al. 2024): in-context learning of random regular languages. Clean-room generator
-written from docs/benchmarks.md §1.3 — no third-party automaton library.
+written from the paper's specification — no third-party automaton library.
 
     dfa = sample_dfa(rng)                 # random partial DFA, every state accepting, start state 0
     seq = sample_sequence(dfa, rng)       # 10–19 strings of length 1–49 joined by "|"

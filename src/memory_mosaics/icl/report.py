@@ -1,8 +1,10 @@
-"""Tables and figures for the ICL benchmarks, beside the published numbers (docs/benchmarks.md §1.7)."""
+"""Tables and figures for the ICL benchmarks, beside the published numbers."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..plots import pyplot
 
 # MM paper Fig. 9 (read off the figure, ±0.01): N -> (MM acc, transformer acc, MM TVD, transformer TVD).
 PUBLISHED_REGBENCH = {
@@ -48,10 +50,7 @@ def stream_table(results: dict) -> str:
 
 def plot_run(result: dict, path: Path, title: str) -> None:
     """Training loss (and validation loss / test accuracy) against steps for one run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     h = result["history"]
@@ -75,10 +74,7 @@ def plot_run(result: dict, path: Path, title: str) -> None:
 
 def plot_compare(results: dict, path: Path, title: str, n_train: int | None = None) -> None:
     """Left: training curves of each model. Right (RegBench): accuracy and TVD beside the paper's numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     regbench = n_train is not None
     fig, axes = plt.subplots(1, 2 if regbench else 1, figsize=(11 if regbench else 6, 4))
@@ -119,10 +115,7 @@ def plot_compare(results: dict, path: Path, title: str, n_train: int | None = No
 
 def plot_accuracy_curves(results: dict, path: Path, title: str, ylabel: str = "test acc_end") -> None:
     """Test accuracy against steps for several streaming runs (label -> results.json dict)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, r in results.items():

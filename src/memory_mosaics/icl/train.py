@@ -1,6 +1,6 @@
 """Training loops for the ICL benchmarks.
 
-RegBench (docs/benchmarks.md §1.5–1.6): batch 32 of shuffled training sequences, 200 epochs (⌈N/32⌉·200 steps),
+RegBench: batch 32 of shuffled training sequences, 200 epochs (⌈N/32⌉·200 steps),
 AdamW betas (0.9, 0.999), weight decay 0.1, linear warm-up from 1e-6 over 10% of the steps then cosine (measured
 from step 0) to 0.1·lr, mean CE over unmasked labels; gradient clipping 1.0 for the Memory Mosaic only (the
 authors' mm.yaml) and none for the transformer (base.yaml). The best state by validation loss (on a fixed
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..optim import build_adamw, set_lr, warmup_cosine
+from ..optim import build_adamw, warmup_cosine
+from ..training.loop import fit
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
 
@@ -62,12 +63,12 @@ def regbench_budget(name: str, n_train: int, steps: int | None = None, lr: float
         raise ValueError(f"unknown budget {name!r}; choose demo or full")
     if steps is not None:
         if steps < 1:
-            raise ValueError(f"--steps must be ≥ 1, got {steps}")
+            raise ValueError(f"steps must be ≥ 1, got {steps}")
         b.steps = steps
         b.eval_every = min(b.eval_every, max(1, steps // 4))
     if lr is not None:
         if not 0 < lr < float("inf"):  # also refuses nan
-            raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
         b.lr = lr
     if dropout is not None:
         b.dropout = dropout
@@ -86,18 +87,6 @@ def masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
-def train_step(model, opt, x: torch.Tensor, y: torch.Tensor, lr: float, grad_clip: float | None) -> float:
-    """One AdamW step on masked next-token CE at learning rate lr; returns the loss."""
-    set_lr(opt, lr)
-    loss = masked_ce(model(x), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    return loss.item()
-
-
 def _batches_by_length(examples, batch_size):
     """Evaluation batches of similar lengths (less padding); order does not change pooled metrics."""
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].inputs))
@@ -105,12 +94,20 @@ def _batches_by_length(examples, batch_size):
         yield [examples[j] for j in order[i : i + batch_size]]
 
 
+def _loss(model, x, y):
+    return masked_ce(model(x), y)
+
+
+def _on(device, arrays):  # device None: stays on the CPU
+    return (torch.from_numpy(a).to(device or "cpu") for a in arrays)
+
+
 @torch.no_grad()
-def regbench_loss(model, examples, batch_size=32) -> float:
+def regbench_loss(model, examples, batch_size=32, device="cpu") -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in _batches_by_length(examples, batch_size):
-        x, y = (torch.from_numpy(a) for a in collate(batch))
+        x, y = _on(device, collate(batch))
         n = int((y != -100).sum())
         total += float(masked_ce(model(x), y)) * n
         count += n
@@ -119,18 +116,18 @@ def regbench_loss(model, examples, batch_size=32) -> float:
 
 
 @torch.no_grad()
-def regbench_evaluate(model, examples, batch_size=32) -> dict:
+def regbench_evaluate(model, examples, batch_size=32, device="cpu") -> dict:
     """Pooled accuracy / TVD (metrics.py) and CE over the given automata."""
     model.eval()
     score = RegBenchScore()
     total, count = 0.0, 0
     for batch in _batches_by_length(examples, batch_size):
-        x, y = (torch.from_numpy(a) for a in collate(batch))
+        x, y = _on(device, collate(batch))
         logits = model(x).float()  # (B, T, V)
         n = int((y != -100).sum())
         total += float(masked_ce(logits, y)) * n
         count += n
-        probs = torch.softmax(logits, dim=-1)
+        probs = torch.softmax(logits, dim=-1).cpu()
         for i, ex in enumerate(batch):
             L = len(ex.inputs)
             score.update(probs[i, :L], torch.from_numpy(ex.allowed), torch.from_numpy(ex.labels < 0))
@@ -139,38 +136,41 @@ def regbench_evaluate(model, examples, batch_size=32) -> dict:
 
 
 def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                   test_subset: int | None = None, log=print) -> dict:
+                   test_subset: int | None = None, log=print, device="cpu", progress: bool = False) -> dict:
     """Train on data.train, select by validation loss, score the best state on data.test. Returns a result dict."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
     val = data.val[: budget.val_subset]
     test = data.test[:test_subset] if test_subset else data.test
-    history, evals = [], []
+    evals = []
     best = dict(val_loss=float("inf"), step=0, state=copy.deepcopy(model.state_dict()))
-    order, pos = rng.permutation(len(data.train)), 0
+    epoch = dict(order=rng.permutation(len(data.train)), pos=0)
     t0 = time.time()
-    model.train()
-    for step in range(budget.steps):
-        if pos >= len(order):  # new epoch; the last partial batch is kept
-            order, pos = rng.permutation(len(data.train)), 0
-        idx = order[pos : pos + budget.batch_size]
-        pos += budget.batch_size
-        x, y = (torch.from_numpy(a) for a in collate([data.train[i] for i in idx]))
-        lr = lr_at(step, budget)
-        loss = train_step(model, opt, x, y, lr, grad_clip)
-        history.append(dict(step=step + 1, loss=loss, lr=lr))
-        if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps:
-            vl = regbench_loss(model, val, budget.batch_size)
-            evals.append(dict(step=step + 1, val_loss=vl))
+
+    def batch(step):  # shuffled epochs; the last partial batch is kept
+        if epoch["pos"] >= len(epoch["order"]):
+            epoch.update(order=rng.permutation(len(data.train)), pos=0)
+        idx = epoch["order"][epoch["pos"] : epoch["pos"] + budget.batch_size]
+        epoch["pos"] += budget.batch_size
+        return _on(device, collate([data.train[i] for i in idx]))
+
+    def after_step(step, record):
+        nonlocal best
+        if step % budget.eval_every == 0 or step == budget.steps:
+            vl = regbench_loss(model, val, budget.batch_size, device)
+            evals.append(dict(step=step, val_loss=vl))
             if vl < best["val_loss"]:
-                best = dict(val_loss=vl, step=step + 1, state=copy.deepcopy(model.state_dict()))
-            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  val {vl:.4f}  lr {lr:.2e}  "
+                best = dict(val_loss=vl, step=step, state=copy.deepcopy(model.state_dict()))
+            log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  val {vl:.4f}  lr {record['lr']:.2e}  "
                 f"{time.time() - t0:6.0f}s")
+
+    history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget), batch=batch,
+                  loss=_loss, grad_clip=grad_clip or 0.0, after_step=after_step, progress=progress)
     train_time = time.time() - t0
     model.load_state_dict(best["state"])
     t1 = time.time()
-    test_metrics = regbench_evaluate(model, test, budget.batch_size)
+    test_metrics = regbench_evaluate(model, test, budget.batch_size, device)
     return dict(
         accuracy=test_metrics["accuracy"], tvd=test_metrics["tvd"], test=test_metrics,
         best_step=best["step"], best_val_loss=best["val_loss"], steps=budget.steps, budget=asdict(budget),
@@ -180,7 +180,7 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
 
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                 log=print, device: str | torch.device | None = None, time_limit_s: float | None = None) -> dict:
+                 log=print, device="cpu", progress: bool = False, time_limit_s: float | None = None) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
     stream has no overfitting to select against). Batches go to `device` (the model must already be there).
@@ -188,26 +188,27 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
-    history, evals = [], []
+    evals = []
     t0 = time.time()
-    model.train()
-    for step in range(budget.steps):
-        x, y = (torch.from_numpy(a).to(device) for a in sample(rng))  # device None: stays on the CPU
-        lr = lr_at(step, budget)
-        loss = train_step(model, opt, x, y, lr, grad_clip)
-        history.append(dict(step=step + 1, loss=loss, lr=lr))
+
+    def after_step(step, record):
         out_of_time = time_limit_s is not None and time.time() - t0 > time_limit_s
-        if (step + 1) % budget.eval_every == 0 or step + 1 == budget.steps or out_of_time:
+        if step % budget.eval_every == 0 or step == budget.steps or out_of_time:
             model.eval()
             with torch.no_grad():
                 m = evaluate(model)
             model.train()
-            evals.append(dict(step=step + 1, **m))
-            log(f"  step {step + 1:5d}/{budget.steps}  loss {loss:.4f}  test acc {m['accuracy']:.4f}  "
+            evals.append(dict(step=step, **m))
+            log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  test acc {m['accuracy']:.4f}  "
                 f"{time.time() - t0:6.0f}s")
         if out_of_time:
-            log(f"  time limit {time_limit_s:g}s reached after {step + 1} of {budget.steps} steps")
-            break
+            log(f"  time limit {time_limit_s:g}s reached after {step} of {budget.steps} steps")
+            return True  # stop
+        return False
+
+    history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget),
+                  batch=lambda step: _on(device, sample(rng)), loss=_loss, grad_clip=grad_clip or 0.0,
+                  after_step=after_step, progress=progress)
     final = evals[-1]
     return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(history), budget=asdict(budget),
                 grad_clip=grad_clip, train_seconds=time.time() - t0, history=history, evals=evals)

@@ -4,7 +4,7 @@
     k̄_t = g_t k̃_t + λ_t k̄_{t-1},    g_t = exp(W_g x_t),  λ_t = exp(-|W_λ x_t|)    (ops/gated_leaky_average.py)
     k_t = Norm(k̄_t)                   (unit keys: the bandwidth is applied to the query, ops/adaptive_bandwidth.py)
 
-Choices where the paper is silent (architecture.md §14.2): g_t and λ_t are per-head scalars, so W_g and W_λ are
+Choices where the paper is silent (v2 paper, arXiv 2507.03285): g_t and λ_t are per-head scalars, so W_g and W_λ are
 d×H (no bias); neither is clamped. With `gated=False` the average is v1's per-head constant decay
 λ_h = exp(-10|ρ_h|), g = 1 (layers/key_extractor.py). With `scaled=True` the keys carry v1's learned scale
 s_h = exp(min(10θ_h, 5)) (used when adaptive bandwidth is off, so β_h = s_h² exactly as in v1).
@@ -19,6 +19,7 @@ from ..ops.gated_leaky_average import gated_leaky_average, gated_leaky_average_r
 from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
 from .heads import scaled_l2_normalize, split_heads
 from .key_extractor import SCALE_CAP
+from .reparam import actual, stored
 
 
 class GatedKeyExtractor(nn.Module):
@@ -31,7 +32,7 @@ class GatedKeyExtractor(nn.Module):
             self.gate = nn.Linear(n_embd, n_head, bias=False)  # W_g
             self.decay = nn.Linear(n_embd, n_head, bias=False)  # W_λ
         else:
-            self.rho = nn.Parameter(torch.linspace(0.5, 5.0, n_head) / 10)
+            self.rho = nn.Parameter(stored(torch.linspace(0.5, 5.0, n_head)))
         if scaled:
             self.theta = nn.Parameter(torch.full((n_head,), 0.1))
 
@@ -39,7 +40,7 @@ class GatedKeyExtractor(nn.Module):
         """s_h (H,), or ones when the keys are unit (the bandwidth lives in the query)."""
         if not self.scaled:
             return torch.ones(self.n_head, device=self.proj.weight.device)
-        return torch.exp(torch.clamp(10.0 * self.theta, max=SCALE_CAP))
+        return torch.exp(torch.clamp(actual(self.theta), max=SCALE_CAP))
 
     def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, d) -> g_t, log λ_t, each (B, H, T)."""
@@ -53,7 +54,7 @@ class GatedKeyExtractor(nn.Module):
             if self.impl == "fast":
                 return gated_leaky_average(k, g, ld, self.chunk)
             return gated_leaky_average_reference(k, g, ld)
-        b = 10.0 * self.rho.abs()
+        b = actual(self.rho.abs())
         return leaky_average(k, b, self.chunk) if self.impl == "fast" else leaky_average_reference(k, b)
 
     def finish(self, kbar: torch.Tensor) -> torch.Tensor:
@@ -74,6 +75,6 @@ class GatedKeyExtractor(nn.Module):
             g, ld = self.gates(x_t)
             kbar = gated_leaky_average_step(state, k, g[:, :, 0], ld[:, :, 0])
         else:
-            kbar = leaky_average_step(state, k, 10.0 * self.rho.abs())
+            kbar = leaky_average_step(state, k, actual(self.rho.abs()))
         return self.finish(kbar[:, :, None]), kbar
 

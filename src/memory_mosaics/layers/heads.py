@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:

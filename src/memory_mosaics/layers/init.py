@@ -1,6 +1,6 @@
 """The two initialisation schemes (config field `init`), in one place.
 
-    library  the authors' Library (architecture.md §5): every Linear N(0, 1/fan_in), a residual output projection
+    library  the authors' Library: every Linear N(0, 1/fan_in), a residual output projection
              (c_proj) N(0, 1/(fan_in·n_layer)), the tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d.
     gpt2     nanoGPT / nanoMosaics (§7, §9): every Linear and the embedding N(0, 0.02), c_proj N(0, 0.02/√(2·n_layer)),
              logits = LN(x)·Eᵀ (no scale).

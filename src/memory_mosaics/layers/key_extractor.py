@@ -5,7 +5,7 @@
     k_t = s_h^p · Norm(k̄_t),        s_h = exp(min(10·θ_h, 5))
 
 p = 1 for context-memory keys (queries are the same keys, so the score is s_h² k̂ᵀk̂: β_h = s_h²) and p = 2 for
-persistent-memory queries (the bank keys carry no scale). ρ and θ are stored /10 so Adam moves them 10× faster.
+persistent-memory queries (the bank keys carry no scale). ρ and θ are stored /10 so Adam moves them 10× faster (layers/reparam.py).
 ρ starts at linspace(0.5, 5, H)/10, so b spans 0.5..5: each head gets its own time constant 1/b, from 2 tokens
 down to 0.2 (equivalently λ from 0.61 down to 0.007).
 """
@@ -19,6 +19,7 @@ from ..config import MosaicConfig
 from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
 from .heads import per_head, scaled_l2_normalize, split_heads
 from .init import init_linear
+from .reparam import actual, stored
 
 SCALE_CAP = 5.0  # s_h ≤ e^5 keeps β = s_h² below the fp16 maximum
 
@@ -45,23 +46,23 @@ class KeyExtractor(nn.Module):
     def reset_parameters(self) -> None:
         init_linear(self.proj, self.init, self.n_layer)
         if self.leaky:
-            self.rho.copy_(torch.linspace(0.5, 5.0, self.n_head) / 10)  # b ∈ [0.5, 5]
-        self.theta.fill_(0.1)  # s = e, β = e²
+            self.rho.copy_(stored(torch.linspace(0.5, 5.0, self.n_head)))  # b ∈ [0.5, 5]
+        self.theta.fill_(stored(1.0))  # s = e, β = e²
 
     # Per-head quantities, derived from the stored parameters (all (H,)).
     def decay_rate(self) -> torch.Tensor:
         """b_h; λ_h = exp(-b_h). Infinite (no memory of the past) when the leaky average is off."""
         if not self.leaky:
             return torch.full_like(self.theta, float("inf"))
-        return 10.0 * self.rho.abs()
+        return actual(self.rho.abs())
 
     def scale(self) -> torch.Tensor:
         """The factor multiplying Norm(k̄): s_h (context memory) or s_h² (persistent memory)."""
-        return torch.exp(self.scale_power * torch.clamp(10.0 * self.theta, max=SCALE_CAP))
+        return torch.exp(self.scale_power * torch.clamp(actual(self.theta), max=SCALE_CAP))
 
     def bandwidth(self) -> torch.Tensor:
         """β_h = s_h² — the inverse kernel bandwidth of the retrieval this key takes part in."""
-        return torch.exp(2.0 * torch.clamp(10.0 * self.theta, max=SCALE_CAP))
+        return torch.exp(2.0 * torch.clamp(actual(self.theta), max=SCALE_CAP))
 
     # The three stages, exposed separately so cached decoding can run them one token at a time.
     def project(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from ..ops.retrieval import key_dropout, retrieve
 from .heads import merge_heads, split_heads
 from .init import init_linear
 from .key_extractor import KeyExtractor
+from .reparam import actual, stored
 
 
 class PersistentMemory(nn.Module):
@@ -47,13 +48,13 @@ class PersistentMemory(nn.Module):
         dh = self.key_bank.shape[-1]
         nn.init.normal_(self.key_bank, std=1.0 / math.sqrt(dh))
         nn.init.normal_(self.value_bank, std=1.0 / math.sqrt(dh))
-        self.eta.fill_(-0.05)  # α = e^-0.5
+        self.eta.fill_(stored(-0.5))  # α = e^-0.5
         self.query.reset_parameters()
         init_linear(self.c_proj, self.init, self.n_layer, residual=True)
 
     def scale(self) -> torch.Tensor:
         """α_h (H,)."""
-        return torch.exp(10.0 * self.eta)
+        return torch.exp(actual(self.eta))
 
     def recall(self, q: torch.Tensor) -> torch.Tensor:
         """Read the banks with queries q (B, H, T, d_h) -> α·Σ_p softmax_p(q M_k[p]) M_v[p], (B, H, T, d_h).

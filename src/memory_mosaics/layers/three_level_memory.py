@@ -1,4 +1,4 @@
-"""The context memories of Memory Mosaics v2 (architecture.md §14.3): short-term and long-term, concatenated, W_o.
+"""The context memories of Memory Mosaics v2 (v2 paper, arXiv 2507.03285): short-term and long-term, concatenated, W_o.
 
     short-term:  y^s_t = Σ_{j ∈ [t-h+1, t-1]} softmax_j(q_tᵀ k_j) v_j        (h = short_window)
     long-term:   y^l_t = Σ_{j ≤ t-m}          softmax_j(q_tᵀ k_j) v_j        (m = long-term offset)
@@ -30,6 +30,7 @@ from ..ops.windowed_retrieval import pairs_read, windowed_retrieval, windowed_re
 from .gated_key_extractor import GatedKeyExtractor
 from .heads import merge_heads
 from .init import init_linear
+from .reparam import stored
 from .value_extractor import ValueExtractor
 
 
@@ -66,9 +67,9 @@ class WindowedMemory(nn.Module):
             self.theta_alpha.fill_(INIT_THETA_ALPHA)
         if self.key.gated:
             return
-        self.key.rho.copy_(torch.linspace(0.5, 5.0, self.key.n_head) / 10)
+        self.key.rho.copy_(stored(torch.linspace(0.5, 5.0, self.key.n_head)))
         if self.key.scaled:
-            self.key.theta.fill_(0.1)
+            self.key.theta.fill_(stored(1.0))
 
     def queries(self, k: torch.Tensor, positions: torch.Tensor, min_lag: int, max_lag: int | None) -> torch.Tensor:
         """k (B, H, T, d_h) at query positions (T,) -> q: β_t·k_t (adaptive bandwidth) or k itself (β = s_h²)."""

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..config import MosaicConfig
 from .heads import per_head, scaled_l2_normalize, split_heads
 from .init import init_linear
+from .reparam import actual, stored
 
 
 class ValueExtractor(nn.Module):
@@ -36,11 +37,11 @@ class ValueExtractor(nn.Module):
         if self.peek:
             self.gamma.uniform_(0.0, 1.0)
         init_linear(self.proj, self.init, self.n_layer)
-        self.eta.fill_(-0.05)  # α = e^-0.5
+        self.eta.fill_(stored(-0.5))  # α = e^-0.5
 
     def scale(self) -> torch.Tensor:
         """α_h (H,)."""
-        return torch.exp(10.0 * self.eta)
+        return torch.exp(actual(self.eta))
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d) -> ṽ (B, H, T, d_h)."""

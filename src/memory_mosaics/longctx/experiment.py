@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ..config import MosaicConfig, TransformerConfig
-from ..processes import run_parallel
 from ..models import MemoryMosaic, Transformer
+from ..processes import run_parallel
 from . import task as T
 
 MODELS = ("v1", "v2", "v2-no-long", "v2-fixed-m", "gpt2", "rotary")

@@ -55,11 +55,9 @@ def markdown(summary: dict) -> str:
 
 
 def plot(summary: dict, path: Path) -> None:
-    import matplotlib
+    from ..plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     lens = _lengths(summary)
     longest = lens[-1]
     depths = [str(d) for d in summary["config"]["depths"]]

@@ -49,7 +49,7 @@ class Filler:
     starts: np.ndarray
 
     @classmethod
-    def from_documents(cls, docs: list[str]) -> "Filler":
+    def from_documents(cls, docs: list[str]) -> Filler:
         parts, starts, n = [], [], 0
         for d in docs:
             b = encode(d.strip().replace("\x00", ""))
@@ -126,7 +126,7 @@ def make_batch(filler: Filler, batch: int, length: int, n_keys: int, depth: floa
     return np.stack(xs), np.stack(ys), np.array(needles)
 
 
-def exact_match(logits, y) -> "np.ndarray":
+def exact_match(logits, y) -> np.ndarray:
     """logits (B, T, V), y (B, T) with the answer labels -> (B,) bool: every scored argmax right."""
     import torch
 

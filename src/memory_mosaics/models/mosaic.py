@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..config import MosaicConfig
-from ..layers import MLP, ContextMemory, PersistentMemory, SwiGLU
+from ..layers import MLP, ContextMemory, PersistentMemory, SwiGLU, set_impl
 from ..layers.init import embedding_std, logit_scale
 from ..layers.three_level_memory import ContextMemoryV2
 from ..layers.v2_init import v2_init_
@@ -98,12 +98,10 @@ class MemoryMosaic(CausalLM):
         h = self.ln_f(x)
         return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
 
-    def set_impl(self, impl: str) -> "MemoryMosaic":
+    def set_impl(self, impl: str) -> MemoryMosaic:
         """Switch every layer between the "fast" and "reference" implementations (same parameters)."""
         self.config = self.config.replace(impl=impl)
-        for module in self.modules():
-            if hasattr(module, "impl"):
-                module.impl = impl
+        set_impl(self, impl)
         return self
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from ..cache import GrowingBuffer, KVCache
 from ..config import TransformerConfig
 from ..layers import MLP
-from ..layers.init import embedding_std, init_linear, logit_scale
 from ..layers.heads import merge_heads, split_heads
+from ..layers.init import embedding_std, init_linear, logit_scale
 from ..ops.padding import masked_attention
 from ..ops.rotary import apply_rotary, rotary_angles
 from .base import CausalLM
@@ -135,6 +135,10 @@ class Transformer(CausalLM):
         for block in self.blocks:
             block.reset_parameters()
         self.ln_f.reset_parameters()
+
+    @property
+    def max_context(self) -> int:  # the position table's length
+        return self.config.block_size
 
     def check_length(self, T: int) -> None:
         if self.config.positions == "learned" and T > self.config.block_size:

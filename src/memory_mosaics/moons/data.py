@@ -1,4 +1,4 @@
-"""Three-moons data (architecture.md §11; the reference code calls them "planets").
+"""Three-moons data (the reference code calls them "planets").
 
 Three moons circle the observer with periods p_1, p_2, p_3 (time units). Step n (absolute index) is observed as
 

@@ -6,7 +6,11 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
+from ..config import ConfigError
 from ..jsonsafe import dumps, finite
+from .config import MoonsConfig
 from .data import BLOCK, TRAIN_PANEL_TRIPLE, VAL_TRIPLE, joint_period, to_steps
 from .evaluate import THRESHOLD, evaluate_triple
 from .model import MoonsMemory
@@ -34,8 +38,26 @@ def run_config(heads, seed, iters, batch, block, windows, stride) -> dict:
             "eval_windows": windows, "context_stride": stride}
 
 
+def run_moons(cfg: MoonsConfig, log=print) -> dict:
+    """One model (cfg.heads) or, with cfg.compare, 1 head and 3 heads for each of cfg.seeds; returns the summary
+    also written to cfg.out/summary.json."""
+    if not cfg.out:
+        raise ConfigError("no output directory given", key="out")
+    if cfg.heads is None and not cfg.compare:
+        raise ConfigError("give heads (1 or 3) or compare=True", key="heads")
+    torch.set_num_threads(cfg.threads)
+    from ..training.distributed import parse_device
+
+    common = dict(iters=cfg.iters, batch=cfg.batch, block=cfg.block, windows=cfg.eval_windows,
+                  stride=cfg.context_stride, log=log, device=parse_device(cfg.device), progress=cfg.progress)
+    if cfg.compare:
+        return run_compare(cfg.out, seeds=cfg.seeds, **common)
+    return run_single(cfg.out, cfg.heads, cfg.seed, **common)
+
+
 def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,
-               windows: int = 512, stride: int = 5, reuse: bool = False, log=print) -> dict:
+               windows: int = 512, stride: int = 5, reuse: bool = False, log=print, device="cpu",
+               progress: bool = False) -> dict:
     """Train + evaluate one model into `out`. reuse=True returns an existing summary.json of the same config."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,7 +68,7 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
         if all(s.get(k) == v for k, v in cfg.items()):
             log(f"reusing {prev}")
             return s
-    model, losses, train_s = train(heads, seed, iters, batch, block, log=log)
+    model, losses, train_s = train(heads, seed, iters, batch, block, log=log, device=device, progress=progress)
     save_model(out, model, cfg, losses)
     t0 = time.perf_counter()
     ev = {name: evaluate_triple(model, triple, seed, windows, block, stride)
@@ -73,11 +95,12 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
 
 
 def run_compare(out, seeds=(100, 101, 102), iters: int = 500, batch: int = 64, block: int = BLOCK,
-                windows: int = 512, stride: int = 5, log=print) -> dict:
+                windows: int = 512, stride: int = 5, log=print, device="cpu", progress: bool = False) -> dict:
     """1 head and 3 heads for each seed (one at a time) into out/heads{H}_seed{S}/, then one comparison.
     Finished runs of the same config are reused, so an interrupted comparison resumes."""
     out = Path(out)
-    runs = [run_single(out / f"heads{h}_seed{s}", h, s, iters, batch, block, windows, stride, reuse=True, log=log)
+    runs = [run_single(out / f"heads{h}_seed{s}", h, s, iters, batch, block, windows, stride, reuse=True, log=log,
+                       device=device, progress=progress)
             for s in seeds for h in (1, 3)]
     table = {f"{h}": {str(r["seed"]): {"val": r["val_context_threshold"], "train": r["train_context_threshold"]}
                       for r in runs if r["heads"] == h} for h in (1, 3)}

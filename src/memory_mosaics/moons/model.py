@@ -1,4 +1,4 @@
-"""The three-moons memory network: one context memory with complex-structured maps (architecture.md §11).
+"""The three-moons memory network: one context memory with complex-structured maps.
 
     k_t = W_φ x_t              keys = queries, no leaky average, no normalisation
     v_t = W_ψ x_{t+1}          pure peek (γ = 0)
@@ -7,8 +7,16 @@
 Each map is a `ComplexLinear` (18 parameters), so 54 in all for 1 head (d_h 6) or 3 heads (d_h 2).
 Retrieval is the library's strict-past op; β goes into the queries because the op uses scale 1.
 
-Generation keeps a cache of keys and of ψ-images u_t = W_ψ x_t. The value of position j is u_{j+1}, so it is
-complete as soon as x_{j+1} arrives: the query at t reads keys 0..t-1 with values u_1..u_t.
+Generation keeps a cache of keys and of ψ-images u_t = W_ψ x_t (the library's growing buffers). The value of
+position j is u_{j+1}, so it is complete as soon as x_{j+1} arrives: the query at t reads keys 0..t-1 with values
+u_1..u_t.
+
+Why this is not the library's ContextMemory: that layer's keys are s·Norm(leaky_avg(W_φ x)) with a learned
+bandwidth, and its values α·Norm((1−γ)W_ψ x_{t+1} + γW_ψ x_t) with learned α and γ, from real nn.Linear maps. The
+reference's moons model has unnormalised keys W_φ x_t with a fixed β = 50, pure-peek unnormalised values, and
+complex-structured maps; expressing that in ContextMemory would need new switches in the language-model core
+(value normalisation, a projection factory, a fixed-β mode) and would change the published moons numbers. It
+shares the library's pieces instead: the strict-past retrieval ops, head splitting and the cache buffers.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import GrowingBuffer
 from ..layers.heads import merge_heads, split_heads
 from ..ops import strict_past_retrieval, strict_past_retrieval_reference, strict_past_weights
 
@@ -58,17 +67,18 @@ class ComplexLinear(nn.Module):
 
 
 class MoonsCache:
-    """Keys (B, H, n, d_h) and ψ-images u (B, H, n, d_h) of the n steps seen so far."""
+    """Keys k_0..k_{t-1} and ψ-images u_0..u_{t-1} (B, H, n, d_h) of the n steps seen so far, in the library's
+    growing buffers (cache.py): a step appends, it never copies what is stored."""
 
     def __init__(self, keys: torch.Tensor, u: torch.Tensor):
-        self.keys, self.u = keys, u
+        self.keys, self.u = GrowingBuffer(keys), GrowingBuffer(u)
 
     def __len__(self) -> int:
-        return self.keys.shape[-2]
+        return len(self.keys)
 
-    def truncate(self, n: int) -> "MoonsCache":
-        """The cache after only the first n steps (strict causality makes this equal to prefilling them)."""
-        return MoonsCache(self.keys[..., :n, :], self.u[..., :n, :])
+    def truncate(self, n: int) -> MoonsCache:
+        """A new cache of only the first n steps (strict causality makes this equal to prefilling them)."""
+        return MoonsCache(self.keys.view()[..., :n, :], self.u.view()[..., :n, :])
 
 
 class MoonsMemory(nn.Module):
@@ -113,26 +123,28 @@ class MoonsMemory(nn.Module):
         q, k, _, _ = self._kqv(x)
         return strict_past_weights(q, k)
 
-    def decode_step(self, x_t: torch.Tensor, cache: MoonsCache):
-        """Append x_t (B, 1, 6) at position t = len(cache); returns (prediction of x_{t+1} (B, 1, 6), cache)."""
+    def decode_step(self, x_t: torch.Tensor, cache: MoonsCache) -> torch.Tensor:
+        """Append x_t (B, 1, 6) at position t = len(cache) to the cache (in place, as CausalLM.decode_step);
+        returns the prediction of x_{t+1} (B, 1, 6)."""
         self._check(x_t)
         k_t = split_heads(self.key(x_t), self.n_head)  # (B, H, 1, d_h)
         u_t = split_heads(self.value(x_t), self.n_head)
-        if len(cache) == 0:  # nothing stored: y_0 = 0
+        empty = len(cache) == 0
+        cache.u.append(u_t)
+        if empty:  # nothing stored: y_0 = 0
             y = torch.zeros_like(k_t)
-        else:
-            values = torch.cat([cache.u[:, :, 1:], u_t], dim=2)  # values of keys 0..t-1: u_1..u_t
-            y = F.scaled_dot_product_attention(self.beta * k_t, cache.keys, values, scale=1.0)
-        cache = MoonsCache(torch.cat([cache.keys, k_t], 2), torch.cat([cache.u, u_t], 2))
-        return self.out(merge_heads(y)), cache
+        else:  # keys 0..t-1 with their values u_1..u_t (u_t completes the value of key t-1)
+            y = F.scaled_dot_product_attention(self.beta * k_t, cache.keys.view(), cache.u.view()[:, :, 1:],
+                                               scale=1.0)
+        cache.keys.append(k_t)
+        return self.out(merge_heads(y))
 
     def generate_from(self, first: torch.Tensor, cache: MoonsCache, n: int) -> torch.Tensor:
-        """Feed predictions back: `first` (B, 1, 6) is the prediction after the cached context.
+        """Feed predictions back: `first` (B, 1, 6) is the prediction after the cached context (the cache grows).
         Returns the n generated steps (B, n, 6)."""
         outs = [first]
         for _ in range(n - 1):
-            nxt, cache = self.decode_step(outs[-1], cache)
-            outs.append(nxt)
+            outs.append(self.decode_step(outs[-1], cache))
         return torch.cat(outs, 1)
 
     @torch.no_grad()

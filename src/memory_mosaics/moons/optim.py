@@ -3,7 +3,7 @@
     m ← β₁m + (1−β₁)g,   v ← β₂v + (1−β₂)g²,   p ← p·(1 − lr·wd) − lr·m/(√v + ε)
 
 Without bias correction the first steps are ~(1−β₁)/√(1−β₂) ≈ 3× smaller than torch's AdamW; with torch's the
-3-head model failed to disentangle on 2 of 3 seeds (architecture.md §11), so this is not a detail.
+3-head model failed to disentangle on 2 of 3 seeds, so this is not a detail.
 ε = 2e-8: the reference stores each complex entry twice (a in two places), so its gradients are half ours and
 its ε = 1e-8 is matched by 2e-8 here.
 """

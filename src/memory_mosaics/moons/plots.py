@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .data import VAL_TRIPLE, joint_period, to_steps, triple_windows  # noqa: E402
-from .evaluate import THRESHOLD  # noqa: E402
+from ..plots import pyplot, retrieval_maps, save
+from .data import VAL_TRIPLE, joint_period, to_steps, triple_windows
+from .evaluate import THRESHOLD
 
 COLORS = {1: "tab:blue", 3: "tab:orange"}
 
@@ -29,7 +26,7 @@ def plot_errors(summaries: list[dict], path) -> None:
     line style = seed. The legend gives each run's 5-step context threshold on that triple."""
     seeds = sorted({s["seed"] for s in summaries})
     styles = {seed: ("-", "--", ":", "-.")[i % 4] for i, seed in enumerate(seeds)}
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8), sharex=True)
+    fig, axes = pyplot().subplots(2, 2, figsize=(13, 8), sharex=True)
     for col, (split, name) in enumerate((("train", "train triple"), ("val", "held-out val triple"))):
         for row, n in enumerate((5, 25)):
             ax = axes[row, col]
@@ -48,38 +45,25 @@ def plot_errors(summaries: list[dict], path) -> None:
         axes[1, col].set_xlabel("context length (steps); grey: moon periods, red: joint period")
         axes[0, col].legend(loc="upper right", fontsize=7)
     fig.suptitle(f"three moons: generation error vs context (seeds {seeds}); dotted black: 0.1")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 @torch.no_grad()
 def plot_attention(model, path, seed: int = 0, triple=VAL_TRIPLE) -> None:
-    """Per-head retrieval weights on one val window, up to the joint period + 100 steps.
+    """Per-head retrieval weights (√) on one val window, up to the joint period + 100 steps.
     Grey lines: the moons' periods; red: the joint period (rows = query step t, columns = key step j)."""
     x, _ = triple_windows(triple, 1, np.random.default_rng(seed))
     n = min(x.shape[1], int(to_steps(joint_period(triple))) + 100)
-    att = model.attention(x[:, :n])[0]  # (H, n, n)
-    H = att.shape[0]
-    fig, axes = plt.subplots(1, H, figsize=(max(6.0, 4.2 * H), 4.6), squeeze=False)
-    for h, ax in enumerate(axes[0]):
-        ax.imshow(att[h].numpy() ** 0.5, cmap="viridis", interpolation="nearest")  # sqrt: show weak stripes
-        for p in triple:
-            ax.axhline(to_steps(p), color="grey", lw=0.7)
-        ax.axhline(to_steps(joint_period(triple)), color="red", lw=0.8)
-        ax.set_title(f"head {h}", fontsize=10)
-        ax.set_xlabel("key step j")
-    axes[0][0].set_ylabel("query step t")
-    fig.suptitle(f"{H}-head retrieval weights (√) on val triple {list(triple)}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    att = model.attention(x[:, :n])[0].numpy()  # (H, n, n)
+    fig = retrieval_maps(att, f"{att.shape[0]}-head retrieval weights (√) on val triple {list(triple)}", sqrt=True,
+                         rows=[to_steps(p) for p in triple], red_row=to_steps(joint_period(triple)))
+    save(fig, path)
 
 
 @torch.no_grad()
 def plot_weights(model, path) -> None:
     """|complex entry| of W_φ (keys), W_ψ (values), W_z (output): 3×3 each (rows out, columns in = moons)."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = pyplot().subplots(1, 3, figsize=(11, 3.4))
     for ax, (name, lin) in zip(axes, (("W_φ (key)", model.key), ("W_ψ (value)", model.value), ("W_z (out)", model.out))):
         im = ax.imshow(lin.magnitude().numpy(), cmap="viridis")
         ax.set_title(name)
@@ -87,6 +71,4 @@ def plot_weights(model, path) -> None:
         ax.set_yticks(range(3))
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(f"{model.n_head}-head model: learned |complex weights|")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)

@@ -1,7 +1,7 @@
 """Functional kernels. Each fast path sits beside the plain reference it is tested against."""
 
 from .leaky_average import leaky_average, leaky_average_reference, leaky_average_step
-from .retrieval import key_dropout, kernel_regression, retrieval_weights, retrieve
+from .retrieval import kernel_regression, key_dropout, retrieval_weights, retrieve
 from .strict_past import (
     strict_past_mask,
     strict_past_retrieval,

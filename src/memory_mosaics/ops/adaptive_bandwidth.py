@@ -5,7 +5,7 @@
 n is the number of pairs *the query reads* (ops/windowed_retrieval.py `pairs_read`): t for v1's full past,
 min(t, h-1) for a short-term window h, max(0, t-m+1) for a long-term offset m. A query reading nothing has output 0
 whatever β, so n is floored at 1 there (0^α would give a NaN gradient for α). This follows the MISE rule
-1/√β ∝ n^{-1/(p+4)} (architecture.md §14.1). Scores are β · k̂_tᵀ k̂_j with unit keys, so the layers fold β into the
+1/√β ∝ n^{-1/(p+4)} (v2 paper, arXiv 2507.03285). Scores are β · k̂_tᵀ k̂_j with unit keys, so the layers fold β into the
 query: q_t = β_t · k̂_t.
 
 Parameterisation (v2 Table 6), per head: β₀ = e^{min(θ₀,10)}, β₁ = e^{min(θ₁,10)}, α = min(|θ_α|, 1);

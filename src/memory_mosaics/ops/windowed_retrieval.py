@@ -8,7 +8,7 @@ Query t reads the pairs j with  min_lag ≤ t - j ≤ max_lag  (max_lag None = n
 - v2 short-term memory, window h:            min_lag = 1, max_lag = h - 1         (j ∈ [t-h+1, t-1], v2 Eq. 10)
 - v2 long-term memory, offset m:             min_lag = m, max_lag = None          (j ≤ t-m)
 
-The off-by-one (architecture.md §14.3): we follow Eq. 10, t-h+1 … t-1. h counts the query's own position, so the
+The off-by-one (v2 paper, arXiv 2507.03285): we follow Eq. 10, t-h+1 … t-1. h counts the query's own position, so the
 window [t-h+1, t] holds h positions of which the query reads the h-1 strictly past ones (App. C's t-h … t-1 would
 read h). min_lag ≥ 1 always: the value at j peeks at x_{j+1}, so j = t would leak the target.
 

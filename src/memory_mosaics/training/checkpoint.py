@@ -29,8 +29,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -46,17 +47,6 @@ _CKPT = re.compile(r"ckpt-(\d+)")
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, truncated, or does not fit the model."""
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's model inside DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
 
 
 def _sha256(data: bytes) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import multiprocessing as mp
 import numpy as np
 
 from ..config import CONFIGS, INITS, ConfigError
@@ -316,12 +316,12 @@ def _log_bins(per_position: np.ndarray) -> tuple[list, list]:
 def plot(report: dict, path: Path) -> Optional[Path]:
     """Three panels: validation loss vs step, vs wall-clock seconds, and per-position loss (1×, and k× dashed)."""
     try:
-        import matplotlib
+        from ..plots import pyplot
+
+        plt = pyplot()
     except ImportError:
         print("compare: matplotlib is not installed; figures skipped (compare.json has every curve)", flush=True)
         return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from ..config import CONFIGS, ConfigError
+from ..config import CONFIGS, ConfigError, check_keys
 
 
 def _f(default, help: str, **meta):
@@ -68,7 +68,7 @@ class TrainConfig:
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
-        cls._check_keys(self.model_args)
+        check_keys(cls, self.model_args)
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
                      "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
             if getattr(self, name) < 1:
@@ -112,6 +112,12 @@ class TrainConfig:
 RESUME_MUTABLE = {"max_steps", "eval_interval", "checkpoint_interval", "log_interval", "device", "compile",
                   "threads", "progress", "tensorboard", "wandb", "wandb_project", "resume", "out", "data",
                   "lr_decay_steps", "keep_checkpoints"}
+
+
+def changed_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields of cfg that differ from their defaults: what a resumed run was asked to change."""
+    defaults = TrainConfig()
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) != getattr(defaults, f.name)}
 
 
 def merge_for_resume(saved: dict[str, Any], given: dict[str, Any]) -> TrainConfig:

@@ -26,14 +26,14 @@ class MetricsLog:
         self.tb = self.wandb = None
         if cfg.tensorboard:
             if importlib.util.find_spec("tensorboard") is None:
-                warnings.warn("--tensorboard: the tensorboard package is not installed; logging to CSV only")
+                warnings.warn("--tensorboard: the tensorboard package is not installed; logging to CSV only", stacklevel=2)
             else:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(out / "tb"))
         if cfg.wandb:
             if importlib.util.find_spec("wandb") is None:
-                warnings.warn("--wandb: the wandb package is not installed; logging to CSV only")
+                warnings.warn("--wandb: the wandb package is not installed; logging to CSV only", stacklevel=2)
             else:
                 import wandb
 

@@ -30,14 +30,22 @@ import torch.nn.functional as F
 
 from .. import build_model
 from ..config import CONFIGS, ConfigError, config_from_dict
-from ..data import (build_tokenizer, check_length, content_key, tokenize_cached, tokenizer_from_dict,
-                    train_val_split, windows_at)
+from ..data import (
+    build_tokenizer,
+    check_length,
+    content_key,
+    tokenize_cached,
+    tokenizer_from_dict,
+    train_val_split,
+    windows_at,
+)
 from ..evaluation import per_position_loss
 from ..jsonsafe import dumps
 from ..optim import build_adamw, set_lr, warmup_cosine
 from . import checkpoint as ckpt_io
 from . import distributed as D
-from .config import TrainConfig
+from .config import TrainConfig, changed_fields, merge_for_resume
+from .loop import optimizer_step, progress_bar
 from .metrics import MetricsLog
 
 
@@ -151,17 +159,26 @@ def _check_out_dir(cfg: TrainConfig) -> Path:
     return out
 
 
-def train(cfg: TrainConfig, tokenizer=None) -> dict:
+def train(cfg: TrainConfig, tokenizer=None, given: dict | None = None) -> dict:
     """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
+    cfg.resume continues the run in cfg.out: its saved config with the `given` fields applied (default: those of
+    cfg that differ from the defaults; `mosaic train` passes its flags) — refused where they would change the run.
     A resumed run already at max_steps changes nothing and returns its existing summary. A given tokenizer is
     used instead of training one (training/compare.py: every run on the same tokens)."""
     out = _check_out_dir(cfg)
+    resume = None
+    if cfg.resume:  # decided once, here: the checkpoint to continue, and the config it continues with
+        resume = ckpt_io.resumable(out, log=_note if int(os.environ.get("RANK", 0)) == 0 else None)
+        cfg = merge_for_resume(ckpt_io.read_json(resume[0], "train_config.json"), changed_fields(cfg) if given is None else given)
+    if not cfg.data:
+        raise ValueError("no training data given (pass --data FILE, FOLDER, FILE.jsonl, shakespeare or tinystories)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     info, device = D.setup(cfg.device)
     stop = _StopOnSignal()
     try:
-        return _train(cfg, out, info, device, stop, tokenizer)
+        run = _Run.prepare(cfg, out, info, device, resume, tokenizer)
+        return run.summary_if_done() if run.done else run.fit(stop)
     finally:
         stop.disarm()
         D.teardown()
@@ -181,182 +198,208 @@ def _schedule_note(cfg: TrainConfig, step: int) -> str:
     return text
 
 
-def _train(cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, stop: _StopOnSignal,
-           tokenizer=None) -> dict:
-    amp_dtype = autocast_dtype(cfg, device)
-    micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
-    if micro_global % info.world:
-        raise ConfigError(f"batch_size / grad_accum = {micro_global} must be divisible by the {info.world} processes")
-    per_rank = micro_global // info.world
+class _Run:
+    """One language-model training run: its data, model, optimiser and state, then the loop (training/loop.py's
+    optimizer_step with DDP / FSDP, mixed precision, logging and checkpoints around it)."""
 
-    # Everything that can fail on user input happens before the first write to OUT.
-    saved = None
-    if cfg.resume:
-        ckpt_dir, saved = ckpt_io.resumable(out, log=_note if info.main else None)
+    @classmethod
+    def prepare(cls, cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, resume,
+                tokenizer=None) -> _Run:
+        """Everything that can fail on user input, before the first write to OUT."""
+        self = cls()
+        self.cfg, self.out, self.info, self.device = cfg, out, info, device
+        self.amp_dtype = autocast_dtype(cfg, device)
+        self.micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
+        if self.micro_global % info.world:
+            raise ConfigError(f"batch_size / grad_accum = {self.micro_global} must be divisible by the "
+                              f"{info.world} processes")
+        self.per_rank = self.micro_global // info.world
+        self.ckpt_dir, self.saved = resume if resume is not None else (None, None)
+        self.done = False
+        if self.saved is not None:
+            self._check_saved()
+            if self.done:
+                return self
+            tokenizer = tokenizer_from_dict(ckpt_io.read_json(self.ckpt_dir, "tokenizer.json"))
+            self.tokenizer, self.train_tok, self.val_tok, self.key = prepare_data(cfg, tokenizer)
+            if self.key != self.saved["data_key"]:
+                raise ConfigError(f"the data of {cfg.data} differs from the data this run was trained on; "
+                                  f"resume with the same data or start a new run")
+        else:
+            self.tokenizer, self.train_tok, self.val_tok, self.key = prepare_data(cfg, tokenizer)
+        self.model_config = model_config_for(cfg, self.tokenizer.vocab_size)
+        self.block = self.model_config.block_size
+        check_length(self.train_tok, self.block, "training")
+        check_length(self.val_tok, self.block, "validation")
+        if self.saved is not None:
+            saved_config = config_from_dict(ckpt_io.read_json(self.ckpt_dir, "model_config.json"))
+            if "init" not in cfg.model_args:  # a run keeps the head it started with (a preset's default may change)
+                self.model_config = self.model_config.replace(init=saved_config.init)
+            if saved_config != self.model_config:
+                raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
+                                  f"from this run's {self.model_config.to_dict()}")
+        self._build()
+        return self
+
+    def _check_saved(self) -> None:
+        cfg, saved = self.cfg, self.saved
         missing = [k for k in ("optimizer", "scaler", "rng", "sampler", "data_key") if k not in saved]
         if missing:
-            raise ckpt_io.CheckpointError(f"checkpoint {ckpt_dir}: its training state lacks {', '.join(missing)}")
+            raise ckpt_io.CheckpointError(f"checkpoint {self.ckpt_dir}: its training state lacks {', '.join(missing)}")
         if saved["step"] > cfg.max_steps:
-            raise ConfigError(f"the run in {out} is at step {saved['step']}, past --max-steps {cfg.max_steps}; "
+            raise ConfigError(f"the run in {self.out} is at step {saved['step']}, past --max-steps {cfg.max_steps}; "
                               f"nothing was changed (pass a larger --max-steps to continue)")
         if saved["step"] == cfg.max_steps:
-            if info.main:
-                _note(f"the run in {out} is already at step {saved['step']} = --max-steps: nothing to do, "
+            if self.info.main:
+                _note(f"the run in {self.out} is already at step {saved['step']} = --max-steps: nothing to do, "
                       f"nothing changed (pass a larger --max-steps to continue)")
-            summary = out / "summary.json"
-            return ckpt_io.read_json(out, "summary.json") if info.main and summary.is_file() else {}
-        tokenizer = tokenizer_from_dict(ckpt_io.read_json(ckpt_dir, "tokenizer.json"))
-        tokenizer, train_tok, val_tok, key = prepare_data(cfg, tokenizer)
-        if key != saved["data_key"]:
-            raise ConfigError(f"the data of {cfg.data} differs from the data this run was trained on; "
-                              f"resume with the same data or start a new run")
-    else:
-        tokenizer, train_tok, val_tok, key = prepare_data(cfg, tokenizer)
-    model_config = model_config_for(cfg, tokenizer.vocab_size)
-    block = model_config.block_size
-    check_length(train_tok, block, "training")
-    check_length(val_tok, block, "validation")
-    if saved is not None:
-        saved_config = config_from_dict(ckpt_io.read_json(ckpt_dir, "model_config.json"))
-        if "init" not in cfg.model_args:  # a run keeps the head it started with (a preset's default may change)
-            model_config = model_config.replace(init=saved_config.init)
-        if saved_config != model_config:
-            raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
-                              f"from this run's {model_config.to_dict()}")
+            self.done = True
 
-    torch.manual_seed(cfg.seed)  # identical initialisation on every process
-    raw = build_model(model_config).to(device)
-    if saved is not None:
-        ckpt_io.load_weights(raw, ckpt_dir / "model.safetensors")
-    model = D.wrap(raw, info, device, cfg.fsdp)
-    optimizer = build_adamw(raw, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    sampler = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
-    step = 0
-    if saved is not None:
-        try:
-            D.load_optim_state(model, optimizer, saved["optimizer"], cfg.fsdp)
-            scaler.load_state_dict(saved["scaler"])
-            sampler.set_state(saved["sampler"])
-            rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
-            set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            raise ckpt_io.CheckpointError(f"checkpoint {ckpt_dir}: its training state does not fit this run "
-                                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                                          ) from None
-        step = saved["step"]
-    fwd = torch.compile(model) if cfg.compile else model
-    amp = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
+    def summary_if_done(self) -> dict:
+        summary = self.out / "summary.json"
+        return ckpt_io.read_json(self.out, "summary.json") if self.info.main and summary.is_file() else {}
 
-    eval_bs = cfg.eval_batch_size or micro_global  # independent of the process count: comparable curves
+    def _build(self) -> None:
+        """Model (identically initialised on every process), wrapper, optimiser, scaler, sampler; the saved
+        state restored when resuming."""
+        cfg, info, device, saved = self.cfg, self.info, self.device, self.saved
+        torch.manual_seed(cfg.seed)  # identical initialisation on every process
+        self.raw = build_model(self.model_config).to(device)
+        if saved is not None:
+            ckpt_io.load_weights(self.raw, self.ckpt_dir / "model.safetensors")
+        self.model = D.wrap(self.raw, info, device, cfg.fsdp)
+        self.optimizer = build_adamw(self.raw, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.sampler = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
+        self.step = 0
+        if saved is not None:
+            try:
+                D.load_optim_state(self.model, self.optimizer, saved["optimizer"], cfg.fsdp)
+                self.scaler.load_state_dict(saved["scaler"])
+                self.sampler.set_state(saved["sampler"])
+                rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
+                set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+                raise ckpt_io.CheckpointError(
+                    f"checkpoint {self.ckpt_dir}: its training state does not fit this run "
+                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+            self.step = saved["step"]
+        self.fwd = torch.compile(self.model) if cfg.compile else self.model
 
-    def evaluate() -> float:
-        return per_position_loss(raw, val_tok, block, cfg.eval_batches, eval_bs, seed=cfg.seed + 1,
-                                 device=device, autocast_dtype=amp_dtype).loss
+    # The task-specific pieces the loop runs: a micro-batch's loss, DDP's gradient sync, evaluation.
+    def micro_loss(self, micro: int) -> torch.Tensor:
+        """A micro-batch of windows drawn by the shared sampler: the same data whatever the process count."""
+        starts = torch.randint(len(self.train_tok) - self.block, (self.micro_global,), generator=self.sampler)
+        rank = self.info.rank
+        x, y = windows_at(self.train_tok, starts.tolist()[rank * self.per_rank:(rank + 1) * self.per_rank], self.block)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
+            logits = self.fwd(x)  # (B, T, V)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
 
-    def save(at_step: int) -> None:
-        m_state = D.model_state(model, raw, cfg.fsdp)
-        o_state = D.optim_state(model, optimizer, cfg.fsdp)
-        rngs = D.gather_objects(rng_state(device), info)
+    def no_sync(self, micro: int):
+        """DDP all-reduces the gradients on the last micro-batch only."""
+        last = micro == self.cfg.grad_accum - 1
+        return self.model.no_sync() if (self.info.enabled and not self.cfg.fsdp and not last) else nullcontext()
+
+    def evaluate(self) -> float:
+        eval_bs = self.cfg.eval_batch_size or self.micro_global  # independent of the process count
+        return per_position_loss(self.raw, self.val_tok, self.block, self.cfg.eval_batches, eval_bs,
+                                 seed=self.cfg.seed + 1, device=self.device, autocast_dtype=self.amp_dtype).loss
+
+    def save(self, at_step: int) -> Path:
+        cfg, info = self.cfg, self.info
+        m_state = D.model_state(self.model, self.raw, cfg.fsdp)
+        o_state = D.optim_state(self.model, self.optimizer, cfg.fsdp)
+        rngs = D.gather_objects(rng_state(self.device), info)
         if info.main:
-            state = {"step": at_step, "optimizer": o_state, "scaler": scaler.state_dict(), "rng": rngs,
-                     "sampler": sampler.get_state(), "data_key": key, "world": info.world}
-            ckpt_io.save_checkpoint(out, at_step, model_state=m_state, model_config=model_config.to_dict(),
-                                    tokenizer=tokenizer.to_dict(), train_config=cfg.to_dict(), state=state,
+            state = {"step": at_step, "optimizer": o_state, "scaler": self.scaler.state_dict(), "rng": rngs,
+                     "sampler": self.sampler.get_state(), "data_key": self.key, "world": info.world}
+            ckpt_io.save_checkpoint(self.out, at_step, model_state=m_state, model_config=self.model_config.to_dict(),
+                                    tokenizer=self.tokenizer.to_dict(), train_config=cfg.to_dict(), state=state,
                                     keep=cfg.keep_checkpoints)
-        return out / f"ckpt-{at_step:07d}"
+        return self.out / f"ckpt-{at_step:07d}"
 
-    metrics = None
-    if info.main:
+    def _open_log(self) -> MetricsLog | None:
+        if not self.info.main:
+            return None
+        cfg, out = self.cfg, self.out
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ValueError(f"cannot create --out {out}: {err.strerror or err}") from None
-        metrics = MetricsLog(out, cfg, resume_step=step if saved is not None else None)
-        if saved is not None:
-            _note(_schedule_note(cfg, step))
-        n_params = raw.num_params()
-        print(f"{cfg.model} ({cfg.preset}): {n_params:,} parameters, vocab {model_config.vocab_size}, "
-              f"context {block}; {len(train_tok):,} train / {len(val_tok):,} val tokens; "
-              f"{info.world} process(es) on {device}", flush=True)
-    from tqdm.auto import tqdm
+        metrics = MetricsLog(out, cfg, resume_step=self.step if self.saved is not None else None)
+        if self.saved is not None:
+            _note(_schedule_note(cfg, self.step))
+        print(f"{cfg.model} ({cfg.preset}): {self.raw.num_params():,} parameters, vocab "
+              f"{self.model_config.vocab_size}, context {self.block}; {len(self.train_tok):,} train / "
+              f"{len(self.val_tok):,} val tokens; {self.info.world} process(es) on {self.device}", flush=True)
+        return metrics
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (cfg.progress and info.main), unit="step",
-               dynamic_ncols=True)
-    tokens_per_step = cfg.batch_size * block
-    ckpt_every = cfg.checkpoint_interval or cfg.eval_interval
-    t_start, steps_since, train_time, total_train_time = time.time(), 0, 0.0, 0.0  # train_time: no evals
-    train_loss = val_loss = float("nan")
-    tok_s = 0.0
-    model.train()
-    stop.arm()  # from here on, SIGINT / SIGTERM mean "checkpoint at the next step boundary, then stop"
-    while step < cfg.max_steps:
-        t_step = time.time()
-        lr = warmup_cosine(step, lr=cfg.lr, warmup=cfg.warmup_steps, total=cfg.decay_steps, min_lr=cfg.min_lr)
-        set_lr(optimizer, lr)
-        losses = []
-        for micro in range(cfg.grad_accum):
-            starts = torch.randint(len(train_tok) - block, (micro_global,), generator=sampler).tolist()
-            x, y = windows_at(train_tok, starts[info.rank * per_rank:(info.rank + 1) * per_rank], block)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            last = micro == cfg.grad_accum - 1
-            sync = model.no_sync() if (info.enabled and not cfg.fsdp and not last) else nullcontext()
-            with sync:
-                with amp():
-                    logits = fwd(x)  # (B, T, V)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-                scaler.scale(loss / cfg.grad_accum).backward()
-            losses.append(loss.detach())
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        steps_since += 1
-        train_loss = D.all_mean(torch.stack(losses).mean().item(), info, device)  # .item() syncs the device
-        train_time += time.time() - t_step
-        if not math.isfinite(train_loss):
-            raise ValueError(f"training loss is {train_loss} at step {step}; lower --lr or use --dtype float32")
-        is_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps
-        is_log = step % cfg.log_interval == 0 or is_eval
-        row_val = None
-        if is_eval:
-            val_loss = row_val = evaluate()
-        if is_log:
-            now = time.time()
-            tok_s = steps_since * tokens_per_step / max(train_time, 1e-9)
-            total_train_time += train_time
-            steps_since, train_time = 0, 0.0
-            if metrics:
-                metrics.log(step=step, tokens=step * tokens_per_step, lr=lr, train_loss=train_loss,
-                            val_loss=row_val if row_val is not None else "", tok_per_s=round(tok_s, 1),
-                            elapsed_s=round(now - t_start, 3))
-        bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
-        bar.update(1)
-        saved_now = step % ckpt_every == 0 or step == cfg.max_steps
-        if saved_now:
-            save(step)
-        signum = D.any_signal(stop.signum, info, device)  # every process stops at the same step
-        if signum is not None and step < cfg.max_steps:
-            bar.close()
-            where = save(step) if not saved_now else out / f"ckpt-{step:07d}"
-            if metrics:
-                metrics.close()
-            raise TrainingInterrupted(signum, step, where)
-    bar.close()
-    elapsed = time.time() - t_start
-    trained_steps = step - (saved["step"] if saved is not None else 0)
-    summary = {"model": cfg.model, "preset": cfg.preset, "params": raw.num_params(), "step": step,
-               "tokens": step * tokens_per_step, "train_loss": train_loss, "val_loss": val_loss,
-               "val_perplexity": math.exp(min(val_loss, 700)) if math.isfinite(val_loss) else None,
-               "elapsed_s": round(elapsed, 2), "processes": info.world,
-               "train_tok_per_s": round(trained_steps * tokens_per_step / total_train_time, 1)
-               if total_train_time > 0 else None}
-    if not info.main:
-        return {}
-    metrics.close()
-    (out / "summary.json").write_text(dumps(summary, indent=2))
-    return summary
+    def fit(self, stop: _StopOnSignal) -> dict:
+        """The loop: a step, then logging / evaluation / checkpoints on their intervals; a signal stops it at a
+        step boundary with a checkpoint (TrainingInterrupted)."""
+        cfg, info, out = self.cfg, self.info, self.out
+        metrics = self._open_log()
+        bar = progress_bar(cfg.max_steps, cfg.progress and info.main, initial=self.step)
+        tokens_per_step = cfg.batch_size * self.block
+        ckpt_every = cfg.checkpoint_interval or cfg.eval_interval
+        t_start, steps_since, train_time, total_train_time = time.time(), 0, 0.0, 0.0  # train_time: no evals
+        train_loss = val_loss = float("nan")
+        tok_s = 0.0
+        self.model.train()
+        stop.arm()  # from here on, SIGINT / SIGTERM mean "checkpoint at the next step boundary, then stop"
+        while self.step < cfg.max_steps:
+            t_step = time.time()
+            lr = warmup_cosine(self.step, lr=cfg.lr, warmup=cfg.warmup_steps, total=cfg.decay_steps,
+                               min_lr=cfg.min_lr)
+            set_lr(self.optimizer, lr)
+            losses = optimizer_step(self.model, self.optimizer, self.micro_loss, accum=cfg.grad_accum,
+                                    grad_clip=cfg.grad_clip, scaler=self.scaler, no_sync=self.no_sync)
+            self.step += 1
+            step = self.step
+            steps_since += 1
+            train_loss = D.all_mean(torch.stack(losses).mean().item(), info, self.device)  # .item() syncs
+            train_time += time.time() - t_step
+            if not math.isfinite(train_loss):
+                raise ValueError(f"training loss is {train_loss} at step {step}; lower --lr or use --dtype float32")
+            is_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps
+            is_log = step % cfg.log_interval == 0 or is_eval
+            row_val = None
+            if is_eval:
+                val_loss = row_val = self.evaluate()
+            if is_log:
+                now = time.time()
+                tok_s = steps_since * tokens_per_step / max(train_time, 1e-9)
+                total_train_time += train_time
+                steps_since, train_time = 0, 0.0
+                if metrics:
+                    metrics.log(step=step, tokens=step * tokens_per_step, lr=lr, train_loss=train_loss,
+                                val_loss=row_val if row_val is not None else "", tok_per_s=round(tok_s, 1),
+                                elapsed_s=round(now - t_start, 3))
+            bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
+            bar.update(1)
+            saved_now = step % ckpt_every == 0 or step == cfg.max_steps
+            if saved_now:
+                self.save(step)
+            signum = D.any_signal(stop.signum, info, self.device)  # every process stops at the same step
+            if signum is not None and step < cfg.max_steps:
+                bar.close()
+                where = self.save(step) if not saved_now else out / f"ckpt-{step:07d}"
+                if metrics:
+                    metrics.close()
+                raise TrainingInterrupted(signum, step, where)
+        bar.close()
+        trained_steps = self.step - (self.saved["step"] if self.saved is not None else 0)
+        summary = {"model": cfg.model, "preset": cfg.preset, "params": self.raw.num_params(), "step": self.step,
+                   "tokens": self.step * tokens_per_step, "train_loss": train_loss, "val_loss": val_loss,
+                   "val_perplexity": math.exp(min(val_loss, 700)) if math.isfinite(val_loss) else None,
+                   "elapsed_s": round(time.time() - t_start, 2), "processes": info.world,
+                   "train_tok_per_s": round(trained_steps * tokens_per_step / total_train_time, 1)
+                   if total_train_time > 0 else None}
+        if not info.main:
+            return {}
+        metrics.close()
+        (out / "summary.json").write_text(dumps(summary, indent=2))
+        return summary
