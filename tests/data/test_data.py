@@ -21,11 +21,6 @@ from memory_mosaics.data import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
-
-
 def test_split_stories_keeps_text_after_the_last_separator():
     text = f"first story.\n{EOT}\nsecond story.\n{EOT}\nthird story cut o"
     assert split_stories(text) == ["first story.", "second story.", "third story cut o"]  # nothing dropped

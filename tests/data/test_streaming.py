@@ -25,11 +25,6 @@ from memory_mosaics.data import (
 from tests.helpers import TINY
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
-
-
 def stories(n: int, tail: str = "") -> str:
     return "".join(f"story {i}: the cat sat on mat {i % 7}.\n{EOT}\n" for i in range(n)) + tail
 
