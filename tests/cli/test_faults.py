@@ -35,15 +35,20 @@ def test_output_folder_cannot_be_created(capsys, text_file, tmp_path):
     one_line_error(capsys, train_argv(text_file, tmp_path / "afile" / "run"), "is not a directory")
 
 
-def test_output_folder_creation_fails(capsys, text_file, tmp_path, monkeypatch):
-    real = Path.mkdir
+def fail_path_method(monkeypatch, method: str, name: str, code: int, message: str) -> None:
+    """Make `Path.<method>` raise OSError(code) for paths called `name`; other paths work as usual."""
+    real = getattr(Path, method)
 
-    def refuse(self, *a, **kw):
-        if self.name == "run":
-            raise OSError(errno.EROFS, "Read-only file system", str(self))
+    def fail(self, *a, **kw):
+        if self.name == name:
+            raise OSError(code, message, str(self))
         return real(self, *a, **kw)
 
-    monkeypatch.setattr(Path, "mkdir", refuse)
+    monkeypatch.setattr(Path, method, fail)
+
+
+def test_output_folder_creation_fails(capsys, text_file, tmp_path, monkeypatch):
+    fail_path_method(monkeypatch, "mkdir", "run", errno.EROFS, "Read-only file system")
     one_line_error(capsys, train_argv(text_file, tmp_path / "run"), "cannot create --out")
 
 
@@ -66,14 +71,7 @@ def test_full_disk_while_writing_a_checkpoint(capsys, text_file, tmp_path, monke
 
 
 def test_full_disk_while_writing_the_summary(capsys, text_file, tmp_path, monkeypatch):
-    real = Path.write_text
-
-    def full_disk(self, *a, **kw):
-        if self.name == "summary.json":
-            raise OSError(errno.ENOSPC, "No space left on device", str(self))
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    fail_path_method(monkeypatch, "write_text", "summary.json", errno.ENOSPC, "No space left on device")
     one_line_error(capsys, train_argv(text_file, tmp_path / "run"), "No space left on device")
 
 

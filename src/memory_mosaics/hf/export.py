@@ -13,9 +13,6 @@ Written into a temporary folder beside OUT and renamed when complete.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 # How far lm-eval & co. may feed a Memory Mosaic: it has no position limit; its loss was measured flat up to 4x
@@ -32,7 +29,7 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False, tokenizer: bool 
     from transformers import GenerationConfig
 
     from ..config import MosaicConfig
-    from ..training.checkpoint import load_model
+    from ..training.checkpoint import atomic_folder, load_model
     from .configuration import MemoryMosaicHFConfig, MosaicTransformerHFConfig
     from .modeling import MemoryMosaicForCausalLM, MosaicTransformerForCausalLM
     from .tokenizer import export_tokenizer, tokenizers_object
@@ -54,19 +51,10 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False, tokenizer: bool 
     model.model.load_state_dict(native.state_dict(), strict=True)
     model.generation_config = GenerationConfig(bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
     block = native.config.block_size
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    os.chmod(tmp, 0o755)
-    try:
+    with atomic_folder(out) as tmp:
         model.save_pretrained(str(tmp))
         if tokenizer:
             export_tokenizer(tok, tmp, MOSAIC_CONTEXT_FACTOR * block if mosaic else block)
         (tmp / "configuration_memory_mosaics.py").write_text(SHIM.format(module="configuration", cls=config_cls.__name__))
         (tmp / "modeling_memory_mosaics.py").write_text(SHIM.format(module="modeling", cls=model_cls.__name__))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

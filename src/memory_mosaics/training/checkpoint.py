@@ -29,7 +29,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,23 @@ def _write_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `final` to fill; on success it replaces `final` (file or folder) in one
+    rename, on any error it is removed and `final` is left as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final) if final.is_dir() else final.unlink()
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -108,22 +126,14 @@ def write_checkpoint(run_dir: str | Path, step: int, payloads: dict[str, bytes],
     name = f"ckpt-{step:07d}"
     final = run_dir / name
     manifest = {"step": step, "files": {n: {"bytes": len(b), "sha256": _sha256(b)} for n, b in payloads.items()}}
-    tmp = None
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}.tmp-"))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
-        for fname, data in payloads.items():
-            _write_synced(tmp / fname, data)
-        _write_synced(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
-        if final.exists():  # a leftover not named by `latest` (a crashed run, or a corrupt one we fell back from)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        tmp = None
+        # An existing `final` is a leftover not named by `latest` (a crashed run, or a corrupt one we fell back from).
+        with atomic_folder(final) as tmp:
+            for fname, data in payloads.items():
+                _write_synced(tmp / fname, data)
+            _write_synced(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
         _atomic_write(run_dir / "latest", (name + "\n").encode())
     except OSError as err:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
         reason = err.strerror or str(err)
         raise CheckpointError(f"cannot write checkpoint {name} in {run_dir}: {reason}"
                               f"{' (' + err.filename + ')' if getattr(err, 'filename', None) else ''}; "
