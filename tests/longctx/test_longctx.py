@@ -71,10 +71,14 @@ def test_six_models():
     assert cfgs["v2-fixed-m"].long_offset == 16
     assert isinstance(cfgs["gpt2"], TransformerConfig) and cfgs["gpt2"].positions == "learned"
     assert cfgs["rotary"].positions == "rotary"
+    from memory_mosaics.longctx.experiment import ABLATIONS
+
+    for name, switch in ABLATIONS.items():  # the full v2 with one reading of the paper changed
+        assert model_config(name, cfg) == v2.replace(**switch) != v2
 
 
 @pytest.mark.parametrize("bad", [dict(models=("v3",)), dict(train_len=100), dict(depths=(1.5,)),
-                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0), dict(names="nick"),
+                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0), dict(names="nick"), dict(transformer_steps=0), dict(models=("v2-window",)),
                                  dict(n_queries=5), dict(n_queries=0)])
 def test_config_errors(bad):
     with pytest.raises(ValueError):
@@ -162,3 +166,12 @@ def test_key_density_grows_the_facts_with_length(filler):
     assert decode(x[0]).count(" The code of ") == 16 + 1
     with pytest.raises(ValueError, match="facts per context"):
         LongContextConfig(n_keys=4, key_density=True, eval_lens=(256, 4096))  # 64 facts > 32 first names
+
+
+def test_curriculum_grows_the_facts_from_one(filler):
+    cfg = LongContextConfig(n_keys=4, n_queries=2, curriculum=0.5)
+    count = [decode(cfg.examples(filler, 1, 256, None, np.random.default_rng(8), train=True, progress=p)[0][0])
+             .count(" The code of ") for p in (0.0, 0.2, 0.4, 0.5, 0.9)]
+    assert count == [1 + 1, 2 + 2, 3 + 2, 4 + 2, 4 + 2]  # facts + questions (at most one per fact)
+    x, _, _ = cfg.examples(filler, 1, 256, 0.5, np.random.default_rng(8), progress=0.0)  # scoring: never
+    assert decode(x[0]).count(" The code of ") == 4 + 2

@@ -30,12 +30,18 @@ from ..models import MemoryMosaic, Transformer
 from . import task as T
 
 MODELS = ("v1", "v2", "v2-no-long", "v2-fixed-m", "gpt2", "rotary")
+# Ablations of v2's ambiguous points (not run by default): the window reads h pairs (App. C) instead of h-1 (Eq. 10);
+# one m per forward pass for all layers instead of one per layer; g, λ, β shared by the heads instead of per head.
+ABLATIONS = {"v2-window-h": dict(window_convention="appc"), "v2-m-per-forward": dict(long_offset_draw="forward"),
+             "v2-shared-heads": dict(v2_per_head=False)}
+TRANSFORMERS = ("gpt2", "rotary")
 
 
 @dataclass
 class LongContextConfig:
     out: str = field(default="", metadata={"help": "output folder"})
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": f"models to run, of {', '.join(MODELS)}"})
+    models: tuple[str, ...] = field(default=MODELS, metadata={
+        "help": f"models to run, of {', '.join(MODELS)} and the ablations {', '.join(ABLATIONS)}"})
     data: str = field(default="../shared/data/tinystories_train_head.txt", metadata={"help": "filler stories"})
     train_len: int = field(default=256, metadata={"help": "training context (tokens = bytes)"})
     eval_lens: tuple[int, ...] = field(default=(256, 512, 1024, 2048), metadata={"help": "evaluation lengths"})
@@ -48,12 +54,18 @@ class LongContextConfig:
     names: str = field(default="single", metadata={
         "help": "single: first names; token: one byte per name (a one-token key); shared: first + last names, "
                 "the distractors sharing a word with the asked name"})
+    curriculum: float = field(default=0.0, metadata={
+        "help": "fraction of the training steps over which the facts per example grow from 1 to n_keys (0: off)"})
+    far: bool = field(default=False, metadata={
+        "help": "a fixed phrase between the name and ' is ' (the name ~30 tokens before the answer)"})
     key_density: bool = field(default=False, metadata={
         "help": "n_keys facts per train_len tokens at every length (the distractors grow with the context)"})
     lm_loss: bool = field(default=False, metadata={
         "help": "train on every next token (language modelling), not only the answer digits; scoring is unchanged"})
     n_eval: int = field(default=64, metadata={"help": "test examples per (length, depth)"})
     steps: int = field(default=300, metadata={"help": "training steps (the schedule's length)"})
+    transformer_steps: Optional[int] = field(default=None, metadata={
+        "help": "training steps of gpt2 and rotary (none: --steps); they need more to form the induction circuit"})
     time_limit: Optional[float] = field(default=None, metadata={
         "help": "stop each model's training after this many seconds (GPU script: fits a fixed budget)"})
     batch_size: int = field(default=32, metadata={"help": "training sequences per step"})
@@ -79,9 +91,9 @@ class LongContextConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         self.models, self.eval_lens, self.depths = tuple(self.models), tuple(self.eval_lens), tuple(self.depths)
-        bad = [m for m in self.models if m not in MODELS]
+        bad = [m for m in self.models if m not in MODELS and m not in ABLATIONS]
         if bad or not self.models:
-            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join(MODELS)}")
+            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join((*MODELS, *ABLATIONS))}")
         if not self.eval_lens or min(self.eval_lens) < 1:
             raise ValueError(f"eval_lens must be positive lengths, got {self.eval_lens}")
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
@@ -94,7 +106,7 @@ class LongContextConfig:
         if not 1 <= self.n_queries <= self.n_keys:
             raise ValueError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}")
         for L in (self.train_len, *self.eval_lens):
-            shortest = T.min_length(self.facts(L), self.n_queries, self.names)
+            shortest = T.min_length(self.facts(L), self.n_queries, self.names, self.far)
             if L < shortest:
                 raise ValueError(f"train_len and eval_lens must be ≥ {shortest} for {self.facts(L)} facts and "
                                  f"{self.n_queries} question(s), got {L}")
@@ -104,6 +116,10 @@ class LongContextConfig:
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+        if self.transformer_steps is not None and self.transformer_steps < 1:
+            raise ValueError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}")
+        if not 0.0 <= self.curriculum <= 1.0:
+            raise ValueError(f"curriculum must lie in [0, 1], got {self.curriculum}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -111,17 +127,22 @@ class LongContextConfig:
         """Facts in an example of `length` tokens."""
         return T.facts_at(length, self.n_keys, self.train_len if self.key_density else 0)
 
-    def examples(self, filler: T.Filler, n: int, length: int, depth: float | None, rng, train: bool = False):
-        """(x, y, needles) for n examples of this task at `length` (train: the labels of every question)."""
-        return T.make_batch(filler, n, length, self.facts(length), depth, rng, self.lm_loss and train,
-                            n_queries=self.n_queries, names=self.names, label_all=train)
+    def examples(self, filler: T.Filler, n: int, length: int, depth: float | None, rng, train: bool = False,
+                 progress: float = 1.0):
+        """(x, y, needles) for n examples of this task at `length` (train: the labels of every question; progress:
+        the fraction of training done, for the curriculum)."""
+        k = self.facts(length)
+        if train and self.curriculum and progress < self.curriculum:
+            k = 1 + int((k - 1) * progress / self.curriculum)
+        return T.make_batch(filler, n, length, k, depth, rng, self.lm_loss and train,
+                            n_queries=min(self.n_queries, k), names=self.names, label_all=train, far=self.far)
 
 
 def model_config(name: str, cfg: LongContextConfig) -> MosaicConfig | TransformerConfig:
     """The config of one of the six models (vocabulary: bytes; no dropout)."""
     common = dict(vocab_size=T.VOCAB, block_size=cfg.train_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
                   n_embd=cfg.n_embd, dropout=0.0)
-    if name in ("gpt2", "rotary"):
+    if name in TRANSFORMERS:
         return TransformerConfig(**common, positions="learned" if name == "gpt2" else "rotary")
     mm = dict(common, pmem_size=round(3.5 * cfg.n_embd), cmem_attn_dropout=0.0, pmem_attn_dropout=0.0)
     if name == "v1":
@@ -133,6 +154,7 @@ def model_config(name: str, cfg: LongContextConfig) -> MosaicConfig | Transforme
         v2.update(long_offset=0, long_offset_min=0, long_offset_max=0)
     elif name == "v2-fixed-m":
         v2.update(long_offset_min=0, long_offset_max=0)  # m = long_offset = m_lo in training too
+    v2.update(ABLATIONS.get(name, {}))
     return MosaicConfig(**v2)
 
 
@@ -204,12 +226,17 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     filler = load_filler(cfg)
     torch.manual_seed(cfg.seed)
     model = build(name, cfg).to(device)
-    budget = Budget("longctx", steps=cfg.steps, lr=cfg.lr, warmup=max(1, round(0.1 * cfg.steps)),
-                    eval_every=max(1, cfg.steps // 5), val_subset=0, dropout=False, batch_size=cfg.batch_size)
+    steps = cfg.transformer_steps if name in TRANSFORMERS and cfg.transformer_steps else cfg.steps
+    budget = Budget("longctx", steps=steps, lr=cfg.lr, warmup=max(1, round(0.1 * steps)),
+                    eval_every=max(1, steps // 5), val_subset=0, dropout=False, batch_size=cfg.batch_size)
     log(f"[{name}] {model.num_params():,} parameters on {device}; {budget.describe()}")
 
+    drawn = [0]  # batches drawn so far: the curriculum's clock (one batch per step)
+
     def sample(rng):
-        x, y, _ = cfg.examples(filler, cfg.batch_size, cfg.train_len, None, rng, train=True)
+        x, y, _ = cfg.examples(filler, cfg.batch_size, cfg.train_len, None, rng, train=True,
+                               progress=drawn[0] / steps)
+        drawn[0] += 1
         return x, y
 
     def train_accuracy(m):  # at the training length, mixed depths (the curve)

@@ -37,12 +37,15 @@ def encode(text: str | bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).astype(np.int64)
 
 
-def fact(name: str | bytes, code: str) -> np.ndarray:
-    return np.concatenate([encode(" The code of "), encode(name), encode(f" is {code}.")])
+GAP = ", as the old blue book says,"  # far=True: between the name and " is " in every fact and question
 
 
-def question(name: str | bytes) -> np.ndarray:
-    return np.concatenate([encode("\nAnswer: The code of "), encode(name), encode(" is ")])
+def fact(name: str | bytes, code: str, far: bool = False) -> np.ndarray:
+    return np.concatenate([encode(" The code of "), encode(name), encode(f"{GAP if far else ''} is {code}.")])
+
+
+def question(name: str | bytes, far: bool = False) -> np.ndarray:
+    return np.concatenate([encode("\nAnswer: The code of "), encode(name), encode(f"{GAP if far else ''} is ")])
 
 
 @dataclass
@@ -74,11 +77,11 @@ class Filler:
         return self.tokens[s:s + n]
 
 
-def min_length(n_keys: int, n_queries: int = 1, names: str = "single") -> int:
+def min_length(n_keys: int, n_queries: int = 1, names: str = "single", far: bool = False) -> int:
     """The shortest example with n_keys facts (longest names) and n_queries questions, plus one filler token."""
     longest = {"single": max(NAMES, key=len), "token": "x",
                "shared": max(NAMES, key=len) + " " + max(SURNAMES, key=len)}[names]
-    return (n_keys * len(fact(longest, "9" * DIGITS)) + n_queries * (len(question(longest)) + DIGITS)
+    return (n_keys * len(fact(longest, "9" * DIGITS, far)) + n_queries * (len(question(longest, far)) + DIGITS)
             + 1)
 
 
@@ -126,19 +129,21 @@ def _word_start(body: np.ndarray, p: int, reach: int = 12) -> int:
 
 def make_example(filler: Filler, length: int, n_keys: int, depth: float | None,
                  rng: np.random.Generator, lm_loss: bool = False, n_queries: int = 1, names: str = "single",
-                 label_all: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+                 label_all: bool = True, far: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """One (x, y, needle_position) of exactly `length` tokens. depth None: uniform in [0, 1].
     n_queries questions close the example; the last one asks the fact at `depth`, the others other facts (at
     random depths), in random order. y labels the answer digits of every question (label_all, training) or of
-    the last one only (scoring), or (lm_loss) every next token (the last position has none)."""
+    the last one only (scoring), or (lm_loss) every next token (the last position has none). far: a fixed phrase
+    (GAP) sits between the name and " is ", so the name lies ~30 tokens before the answer, in the fact and in the
+    question: a recency-weighted key summary sees mostly the shared phrase."""
     if not 1 <= n_queries <= n_keys:
         raise ValueError(f"n_queries must be in [1, n_keys = {n_keys}], got {n_queries}")
     who = draw_names(n_keys, names, rng)
     codes = [str(c) for c in rng.integers(10 ** (DIGITS - 1), 10 ** DIGITS, size=n_keys)]
-    facts = [fact(w, c) for w, c in zip(who, codes)]
+    facts = [fact(w, c, far) for w, c in zip(who, codes)]
     others = list(1 + rng.permutation(n_keys - 1)[:n_queries - 1]) if n_queries > 1 else []
     asked = [*others, 0]  # fact indices, the depth-controlled one last
-    tail = [(question(who[i]), encode(codes[i])) for i in asked]
+    tail = [(question(who[i], far), encode(codes[i])) for i in asked]
     body_len = length - sum(len(q) + len(a) for q, a in tail) - sum(len(f) for f in facts)
     if body_len < 1:
         raise ValueError(f"length {length} is too short for {n_keys} facts and {n_queries} question(s)")
