@@ -14,13 +14,19 @@ V2 = ["short_window=8", "long_offset=4", "long_offset_min=4", "long_offset_max=1
       "key_gate=true", "ffn=swiglu", "v2_init=true"]
 
 
-@pytest.mark.parametrize("kind,model_args", [("mosaic", V2), ("transformer", ["positions=rotary"])])
-def test_export_roundtrip(kind, model_args, text_file, tmp_path):
+def _train_and_export(kind, model_args, text_file, tmp_path):
+    """Two training steps of `kind` with model_args, exported: (run folder, Hugging Face folder)."""
     run, hf = tmp_path / "run", tmp_path / "hf"
     extra = [x for a in model_args for x in ("--model-args", a)]
     assert main(["train", "--model", kind, *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(run),
                  *extra]) == 0
     assert main(["export", "--checkpoint", str(run), "--hf", str(hf)]) == 0
+    return run, hf
+
+
+@pytest.mark.parametrize("kind,model_args", [("mosaic", V2), ("transformer", ["positions=rotary"])])
+def test_export_roundtrip(kind, model_args, text_file, tmp_path):
+    run, hf = _train_and_export(kind, model_args, text_file, tmp_path)
     native = load_model(run)[0].eval()
     model = transformers.AutoModelForCausalLM.from_pretrained(hf, trust_remote_code=True).eval()
     x = torch.randint(0, native.config.vocab_size, (1, 100))  # longer than block_size (64)
@@ -38,11 +44,7 @@ def test_export_roundtrip(kind, model_args, text_file, tmp_path):
 @pytest.mark.parametrize("kind,model_args", [("mosaic", V2), ("transformer", ["positions=rotary"])])
 def test_left_padded_batch_generates_each_row_alone(kind, model_args, text_file, tmp_path):
     # A left-padded v2 batch (attention_mask) past the window h = 8 and the offset m = 4: each row as alone.
-    run, hf = tmp_path / "run", tmp_path / "hf"
-    extra = [x for a in model_args for x in ("--model-args", a)]
-    assert main(["train", "--model", kind, *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(run),
-                 *extra]) == 0
-    assert main(["export", "--checkpoint", str(run), "--hf", str(hf)]) == 0
+    _, hf = _train_and_export(kind, model_args, text_file, tmp_path)
     model = transformers.AutoModelForCausalLM.from_pretrained(hf, trust_remote_code=True).eval()
     g = torch.Generator().manual_seed(0)
     rows = [torch.randint(1, model.config.vocab_size, (1, n), generator=g) for n in (30, 11, 2)]

@@ -78,7 +78,8 @@ def test_six_models():
 
 
 @pytest.mark.parametrize("bad", [dict(models=("v3",)), dict(train_len=100), dict(depths=(1.5,)),
-                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0), dict(names="nick"), dict(transformer_steps=0), dict(models=("v2-window",)),
+                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0), dict(names="nick"),
+                                 dict(transformer_steps=0), dict(models=("v2-window",)), dict(curriculum=1.5),
                                  dict(n_queries=5), dict(n_queries=0)])
 def test_config_errors(bad):
     with pytest.raises(ValueError):

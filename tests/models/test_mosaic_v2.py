@@ -11,7 +11,7 @@ from memory_mosaics import MemoryMosaic, MosaicConfig
 from memory_mosaics.config import ConfigError
 from memory_mosaics.layers import ContextMemory
 from memory_mosaics.layers.three_level_memory import ContextMemoryV2
-from tests.helpers import assert_close, grad_scale
+from tests.helpers import assert_close, assert_padded_decoding_is_each_row_alone, grad_scale
 
 TINY = dict(scan_chunk=4, block_size=32)
 # Each switch alone, and the combinations that matter (h = 5, m = 3 inside a 20-token test: both edges crossed).
@@ -216,13 +216,7 @@ def test_padded_prefill_and_decode_equal_rows_alone(name):
     model = build(**SWITCHES[name]).double()
     idx, mask = _left_padded(seed=2)
     new = torch.randint(0, 256, (len(LENGTHS), 6))
-    logits, cache = model.prefill(idx, mask)
-    steps = [model.decode_step(new[:, j:j + 1], cache) for j in range(new.shape[1])]
-    for i, n in enumerate(LENGTHS):
-        alone = model(torch.cat([idx[i:i + 1, -n:], new[i:i + 1]], dim=1))
-        assert_close(logits[i:i + 1, -n:], alone[:, :n], rtol=1e-10, what=f"prefill row {i}")
-        for j, step in enumerate(steps):
-            assert_close(step[i:i + 1], alone[:, n + j:n + j + 1], rtol=1e-10, what=f"step {j} row {i}")
+    assert_padded_decoding_is_each_row_alone(model, idx, mask, LENGTHS, new)
 
 
 def test_pad_keys_are_never_read():
