@@ -169,10 +169,11 @@ def test_key_density_grows_the_facts_with_length(filler):
         LongContextConfig(n_keys=4, key_density=True, eval_lens=(256, 4096))  # 64 facts > 32 first names
 
 
-def test_curriculum_grows_the_facts_from_one(filler):
-    cfg = LongContextConfig(n_keys=4, n_queries=2, curriculum=0.5)
-    count = [decode(cfg.examples(filler, 1, 256, None, np.random.default_rng(8), train=True, progress=p)[0][0])
-             .count(" The code of ") for p in (0.0, 0.2, 0.4, 0.5, 0.9)]
-    assert count == [1 + 1, 2 + 2, 3 + 2, 4 + 2, 4 + 2]  # facts + questions (at most one per fact)
+def test_curriculum_grows_the_facts_from_one_and_the_length_from_a_quarter(filler):
+    cfg = LongContextConfig(n_keys=4, n_queries=2, curriculum=0.5, names="token")
+    xs = [cfg.examples(filler, 1, 256, None, np.random.default_rng(8), train=True, progress=p)[0][0]
+          for p in (0.0, 0.2, 0.4, 0.5, 0.9)]
+    assert [decode(x).count(" The code of ") for x in xs] == [1 + 1, 2 + 2, 3 + 2, 4 + 2, 4 + 2]  # facts + questions
+    assert [len(x) for x in xs] == [T.min_length(1, 1, "token") + 16, 141, 218, 256, 256]  # 256·(1/4 + 3/4·p/0.5)
     x, _, _ = cfg.examples(filler, 1, 256, 0.5, np.random.default_rng(8), progress=0.0)  # scoring: never
-    assert decode(x[0]).count(" The code of ") == 4 + 2
+    assert decode(x[0]).count(" The code of ") == 4 + 2 and x.shape[1] == 256

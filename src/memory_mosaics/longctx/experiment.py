@@ -55,7 +55,8 @@ class LongContextConfig:
         "help": "single: first names; token: one byte per name (a one-token key); shared: first + last names, "
                 "the distractors sharing a word with the asked name"})
     curriculum: float = field(default=0.0, metadata={
-        "help": "fraction of the training steps over which the facts per example grow from 1 to n_keys (0: off)"})
+        "help": "fraction of the training steps over which the facts per example grow from 1 to n_keys and the "
+                "training length from train_len/4 to train_len (0: off)"})
     far: bool = field(default=False, metadata={
         "help": "a fixed phrase between the name and ' is ' (the name ~30 tokens before the answer)"})
     key_density: bool = field(default=False, metadata={
@@ -133,7 +134,10 @@ class LongContextConfig:
         the fraction of training done, for the curriculum)."""
         k = self.facts(length)
         if train and self.curriculum and progress < self.curriculum:
+            # facts 1 -> n_keys and the length a quarter -> all of train_len (at least what the facts need)
             k = 1 + int((k - 1) * progress / self.curriculum)
+            short = round(length * (0.25 + 0.75 * progress / self.curriculum))
+            length = max(short, T.min_length(k, min(self.n_queries, k), self.names, self.far) + 16)
         return T.make_batch(filler, n, length, k, depth, rng, self.lm_loss and train,
                             n_queries=min(self.n_queries, k), names=self.names, label_all=train, far=self.far)
 
