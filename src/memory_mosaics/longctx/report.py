@@ -38,7 +38,8 @@ def markdown(summary: dict) -> str:
     c = summary["config"]
     facts = f"{c['n_keys']} facts per {c['train_len']} tokens" if c.get("key_density") else f"{c['n_keys']} facts per context"
     tsteps = f" ({c['transformer_steps']} for the transformers)" if c.get("transformer_steps") else ""
-    head = (f"Multi-key retrieval over TinyStories filler (bytes): {facts}, names {c.get('names', 'single')}, "
+    head = (f"Multi-key retrieval over TinyStories filler (bytes): {facts}, names {c.get('names', 'single')}"
+            f"{' (far: a fixed phrase between name and code)' if c.get('far') else ''}, "
             f"{c.get('n_queries', 1)} question(s) per example (the last scored), "
             f"{c['n_eval']} test examples per (length, depth), greedy exact match of the 4-digit code. Trained at "
             f"{c['train_len']} for up to {c['steps']} steps{tsteps} of {c['batch_size']} (time limit "
