@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from ..config import MosaicConfig
 from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
+from ..ops.normalize import scaled_l2_normalize as scaled_l2_normalize_fast
 from .heads import per_head, scaled_l2_normalize, split_heads
 from .init import init_linear
 from .reparam import actual, stored
@@ -72,7 +73,8 @@ class KeyExtractor(nn.Module):
     def finish(self, kbar: torch.Tensor) -> torch.Tensor:
         """k̄ (B, H, ..., d_h) -> k = s·Norm(k̄)."""
         if self.normalize:
-            return scaled_l2_normalize(kbar, self.scale())
+            norm = scaled_l2_normalize_fast if self.impl == "fast" else scaled_l2_normalize
+            return norm(kbar, self.scale())
         return per_head(self.scale().to(kbar.dtype), kbar) * kbar
 
     def average(self, k: torch.Tensor) -> torch.Tensor:
