@@ -58,7 +58,7 @@ class _ScaledL2Normalize(torch.autograd.Function):
         norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)  # (..., 1)
         inv = norm.clamp_min(EPS).reciprocal()
         s = per_head(scale.detach().to(wide), u)
-        y = u * (s * inv)
+        y = u.mul_(s * inv) if g is not None else u * (s * inv)  # the mix is our own buffer: scaled in place
         ctx.save_for_backward(y, inv, norm >= EPS, scale, xf if g is not None else None, gamma)
         return y.to(x.dtype)
 
@@ -72,7 +72,7 @@ class _ScaledL2Normalize(torch.autograd.Function):
         reduce = tuple(i for i in range(y.dim()) if i != 1)  # every dim but the head
         gs = (c.sum(reduce) / scale.to(wide)).to(scale.dtype) if ctx.needs_input_grad[1] else None
         # ∂L/∂u = inv·(s g − y c/s²·s) = inv·s·g − y·(c·inv/s); the projection only above the floor.
-        gu = torch.addcmul(g * (s * inv), y, torch.where(above, c * inv / s, 0.0), value=-1.0)
+        gu = (g * (s * inv)).addcmul_(y, torch.where(above, c * inv / s, 0.0), value=-1.0)
         gx = gg = None
         if gamma is not None:
             gm = per_head(gamma.to(wide), y)
