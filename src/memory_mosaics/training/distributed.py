@@ -46,6 +46,13 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
+def refuse_torchrun(command: str) -> None:
+    """ICL and three moons train small models in one process (one GPU or the CPU): under torchrun, say so."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise ValueError(f"{command} runs in one process (its models fit one device); launch it without torchrun "
+                         f"(DDP / FSDP are for `mosaic train`)")
+
+
 def parse_device(name: str) -> torch.device:
     """auto | cpu | cuda | cuda:N -> torch.device; ValueError (one line) for anything else or a missing GPU."""
     if name == "auto":
