@@ -31,7 +31,7 @@ from . import distributed as D
 
 class Task:
     """What an experiment brings to the loop. Subclasses set `model` (the unwrapped module, already on its device)
-    and implement `make_optimizer` and `loss`; the other hooks are optional.
+    and implement `make_optimizer`, `lr_at` and `loss`; the other hooks are optional.
 
     The loop calls, in order: make_optimizer(model) once (after DDP / FSDP wrapping, after resume has loaded the
     weights); load_state(state) when resuming; then per step lr_at(step) (0-based), loss(model, micro) for each
@@ -73,8 +73,9 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int, step: int, checkpoint: Path, command: str = "mosaic train"):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint} — continue with "
-                         f"`{command} --out {checkpoint.parent} --resume`")
+        how = (f"`mosaic train --out {checkpoint.parent} --resume`" if command == "mosaic train" else
+               f"the same `{command}` command plus --resume")  # its flags give the config that must match
+        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint} — continue with {how}")
 
 
 class StopOnSignal:
