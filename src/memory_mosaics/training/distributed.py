@@ -139,9 +139,12 @@ def optim_state(model: torch.nn.Module, optimizer, fsdp: bool) -> dict:
 
 
 def load_optim_state(model: torch.nn.Module, optimizer, state: dict, fsdp: bool) -> None:
-    if fsdp:
+    """Into a sharded (fsdp) or plain optimizer; a state saved by FSDP (keyed by parameter name, not index) also
+    loads into a plain one, so an FSDP run resumes in one process."""
+    by_name = any(isinstance(k, str) for k in state.get("state", {}))
+    if fsdp or by_name:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=fsdp))
     else:
         optimizer.load_state_dict(state)

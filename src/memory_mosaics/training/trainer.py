@@ -248,9 +248,10 @@ class LanguageModelTask(Task):
     def fit(self, resume, stop: StopOnSignal) -> dict:
         """The loop (loop.Loop: DDP / FSDP, mixed precision, checkpoints, signals), then the summary."""
         cfg, info, out = self.cfg, self.info, self.out
+        fsdp = cfg.fsdp and (info.enabled or self.saved is None)  # an FSDP run resumed in one process: unsharded
         loop = Loop(self, steps=cfg.max_steps, out=out, grad_clip=cfg.grad_clip, accum=cfg.grad_accum,
                     checkpoint_every=cfg.checkpoint_interval or cfg.eval_interval, keep=cfg.keep_checkpoints,
-                    progress=cfg.progress, info=info, device=self.device, amp=self.amp_dtype, fsdp=cfg.fsdp,
+                    progress=cfg.progress, info=info, device=self.device, amp=self.amp_dtype, fsdp=fsdp,
                     compile=cfg.compile, resume=resume)
         self.metrics = self._open_log(loop.step)
         self.tokens_per_step = cfg.batch_size * self.block
