@@ -9,6 +9,7 @@ evaluation windows). Prints a table last: per run, the device used, the final tr
 on CPU and on the GPU, and their difference (GPU kernels differ in round-off, so near, not equal)."""
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,9 @@ for name, make in (
     res = {}
     for dev in ("cpu", GPU):
         t0 = time.time()
-        r = make(dev, str(OUT / f"{name.replace(' ', '_')}_{dev}"))
+        run_dir = OUT / f"{name.replace(' ', '_')}_{dev}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a folder holding a run is refused without resume
+        r = make(dev, str(run_dir))
         loss = r["history"][-1]["loss"] if "history" in r else r["final_loss"]
         metric = r.get("accuracy", r.get("val", {}).get("error_5", [None])[-1])
         res[dev] = dict(loss=loss, metric=metric, seconds=round(time.time() - t0, 1))

@@ -3,13 +3,15 @@
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/speed_candidates.py [--compile]
 
 Core case shapes: d 128, 4 heads (d_h 32), P 448; (batch 8, T 256) and (batch 2, T 1024). Times are forward +
-backward in ms. What was kept and what was rejected is in the README's speed section / issue 15's note.
+backward in ms of this process's CPU time (time.process_time: on a shared machine, wall time also counts the
+time other processes held the core). What was kept and what was rejected is in the README's speed section.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
@@ -17,8 +19,10 @@ import torch.nn.functional as F
 
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
 from memory_mosaics.layers import ContextMemory
-from memory_mosaics.ops import key_dropout
+from memory_mosaics.ops import key_dropout, strict_past_retrieval
 from memory_mosaics.ops.leaky_average import _LeakyAverage, leaky_average_chunked
+from memory_mosaics.ops.normalize import scaled_l2_normalize, scaled_l2_normalize_reference
+from memory_mosaics.ops.retrieval import shared_bank_retrieval
 
 SHAPES = ((8, 256), (2, 1024))
 H, P, DH = 4, 448, 32
@@ -29,10 +33,10 @@ def compare(title: str, fns: dict, repeats: int = 9) -> None:
     times = {k: [] for k in fns}
     for r in range(repeats + 2):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             f().backward()
             if r >= 2:
-                times[k].append(time.perf_counter() - t0)
+                times[k].append(time.process_time() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     first = next(iter(med.values()))
     print(f"{title:44s} " + "  ".join(f"{k} {1e3 * v:7.2f} ms ({first / v:.2f}x)" for k, v in med.items()))
@@ -42,12 +46,11 @@ def pmem_candidates(B: int, T: int) -> None:
     q = torch.randn(B, T, H, DH).transpose(1, 2).requires_grad_()
     mk, mv = torch.randn(H, P, DH, requires_grad=True), torch.randn(H, P, DH, requires_grad=True)
 
-    def expanded():  # the shipped path: SDPA over banks expanded (a view) to the batch
+    def expanded():  # SDPA over banks expanded (a view) to the batch (the fast path before; kept for dropout)
         return F.scaled_dot_product_attention(q, mk.expand(B, -1, -1, -1), mv.expand(B, -1, -1, -1), scale=1.0)
 
-    def flat():  # all B·T queries of a head against its bank: one attention per head
-        qh = q.transpose(0, 1).reshape(1, H, B * T, DH)
-        return F.scaled_dot_product_attention(qh, mk[None], mv[None], scale=1.0)
+    def flat():  # the shipped path: all B·T queries of a head against its bank, one attention per head
+        return shared_bank_retrieval(q, mk, mv)
 
     def bmm_softmax():  # one batched matmul + softmax + matmul per head (saves the (H, B·T, P) weights)
         qh = q.transpose(0, 1).reshape(H, B * T, DH)
@@ -72,10 +75,40 @@ def pmem_candidates(B: int, T: int) -> None:
 def leaky_candidates(B: int, T: int) -> None:
     x = torch.randn(B, T, H, DH).transpose(1, 2).requires_grad_()
     b = torch.tensor([0.5, 2.0, 3.0, 5.0], requires_grad=True)
-    fns = {"chunked64_autograd": lambda: leaky_average_chunked(x, b, 64).sum(),
-           "chunked32_autograd": lambda: leaky_average_chunked(x, b, 32).sum(),
-           "fused_backward64": lambda: _LeakyAverage.apply(x, b, 64).sum()}
+    g = torch.randn(B, H, T, DH)  # a gradient of full size (.sum()'s would be a broadcast constant)
+    fns = {"chunked64_autograd": lambda: (leaky_average_chunked(x, b, 64) * g).sum(),
+           "chunked16_autograd": lambda: (leaky_average_chunked(x, b, 16) * g).sum(),
+           "scan_htk64": lambda: (_LeakyAverage.apply(x, b, 64) * g).sum(),
+           "scan_htk32": lambda: (_LeakyAverage.apply(x, b, 32) * g).sum(),
+           "scan_htk16": lambda: (_LeakyAverage.apply(x, b, 16) * g).sum()}
     compare(f"leaky average B{B} T{T}", fns)
+
+
+def normalize_candidates(B: int, T: int) -> None:
+    x = torch.randn(B, T, H, DH).transpose(1, 2).requires_grad_()
+    s, gamma = torch.rand(H, requires_grad=True), torch.rand(H, requires_grad=True)
+    g = torch.randn(B, H, T, DH)
+    compare(f"key normalisation B{B} T{T}", {"autograd": lambda: (scaled_l2_normalize_reference(x, s) * g).sum(),
+                                            "function": lambda: (scaled_l2_normalize(x, s) * g).sum()})
+    compare(f"value peek mix + normalisation B{B} T{T}",
+            {"autograd": lambda: (scaled_l2_normalize_reference(x, s, gamma) * g).sum(),
+             "function": lambda: (scaled_l2_normalize(x, s, gamma) * g).sum()})
+
+
+def strict_past_candidates(B: int, T: int) -> None:
+    k = torch.randn(B, T, H, DH).transpose(1, 2).requires_grad_()
+    v = torch.randn(B, T, H, DH).transpose(1, 2).requires_grad_()
+    g = torch.randn(B, H, T, DH)
+    sp = sys.modules["memory_mosaics.ops.strict_past"]
+    flash = sp._cpu_flash_ops
+
+    def run(use_function):
+        sp._cpu_flash_ops = flash if use_function else (lambda: None)
+        return (strict_past_retrieval(k, k, v) * g).sum()
+
+    compare(f"C-mem strict-past read B{B} T{T}", {"autograd_slices": lambda: run(False),
+                                                  "function": lambda: run(True)})
+    sp._cpu_flash_ops = flash
 
 
 def cmem_candidates(B: int, T: int) -> None:
@@ -108,12 +141,18 @@ def compile_candidates(B: int, T: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--compile", action="store_true", help="also torch.compile both models (minutes on 2 cores)")
+    ap.add_argument("--compile-only", action="store_true", help="only the torch.compile comparison")
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); (Nx) = first column's time / this one's")
     for B, T in SHAPES:
+        if args.compile_only:
+            compile_candidates(B, T)
+            continue
         pmem_candidates(B, T)
         leaky_candidates(B, T)
+        normalize_candidates(B, T)
+        strict_past_candidates(B, T)
         cmem_candidates(B, T)
         if args.compile:
             compile_candidates(B, T)

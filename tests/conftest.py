@@ -36,3 +36,11 @@ def trained(text_file, tmp_path):
     assert main(["train", "--model", "mosaic", *TINY, "--max-steps", "4", "--data", str(text_file),
                  "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def restore_threads():
+    """run_icl / run_moons set torch's thread count (their `threads` field): put it back after the test."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

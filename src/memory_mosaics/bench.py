@@ -134,8 +134,10 @@ def bench_training(cfg: BenchConfig, log=print) -> list[dict]:
                 times[v].append(time.perf_counter() - t0)
         for v in variants:
             med = statistics.median(times[v])
+            # The spread of the ratio to the transformer over the interleaved repeats (each pair ran back to back).
+            pairs = sorted(t_gpt / t for t, t_gpt in zip(times[v], times["transformer"]))
             rows.append(dict(vocab=vocab, T=T, batch=B, variant=v, step_s=med, tokens_per_s=B * T / med,
-                             memory_bytes=memory[v]))
+                             memory_bytes=memory[v], ratio_min=pairs[0], ratio_max=pairs[-1]))
             log(f"  train vocab={vocab:6d} T={T:5d} {v:17s} {B * T / med:10.0f} tok/s  {memory[v] / 2**20:9.1f} MiB")
         del models, opts
     return rows
@@ -209,6 +211,14 @@ def format_table(result: dict) -> str:
             fr = f"{r['tokens_per_s'] / ref['tokens_per_s']:.2f}x" if (ref and r["variant"] == "mosaic-fast") else ""
             lines.append(f"{r.get('vocab', 0):6d} {r['T']:5d} {r['variant']:17s} {r['tokens_per_s']:9.0f} "
                          f"{r['memory_bytes'] / 2**20:9.1f}  {vs:>14}  {fr:>8}")
+        lines += ["", "Memory Mosaic (fast) / transformer, training tokens/s: median of the step times "
+                      "[lowest–highest ratio of a back-to-back pair]"]
+        for r in train:
+            gpt = by.get((r.get("vocab"), r["T"], "transformer"))
+            if r["variant"] == "mosaic-fast" and gpt:
+                spread = f" [{r['ratio_min']:.2f}–{r['ratio_max']:.2f}]" if "ratio_min" in r else ""
+                lines.append(f"  vocab {r.get('vocab', 0):5d}  T {r['T']:5d}: {r['tokens_per_s'] / gpt['tokens_per_s']:.2f}x"
+                             f"{spread}")
     gen = result.get("generate", [])
     if gen:
         lines += ["", f"{'context':>7} {'model':12s} {'cached tok/s':>12} {'ms/token':>8} {'ms/step':>7} "

@@ -130,7 +130,7 @@ class MosaicConfig(_Config):
     ffn: str = "pmem"  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
     # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
     impl: str = "fast"
-    scan_chunk: int = 64
+    scan_chunk: int = 16
     # Memory Mosaics v2 switches (docs/long_context.md). The defaults are v1: with all of them off the model is v1's,
     # parameter for parameter and logit for logit.
     adaptive_bandwidth: bool = False  # β = β₁·n^α + β₀ per head, n = number of pairs the query reads

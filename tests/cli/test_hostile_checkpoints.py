@@ -143,16 +143,18 @@ def test_legacy_pickled_state_is_refused_not_loaded(lm_run, tmp_path, capsys, mo
         assert run_safely(capsys, argv[command], marker)[0] == 0, command
 
 
+MOONS = ["moons", "--heads", "3", "--iters", "2", "--batch", "2", "--eval-windows", "2", "--context-stride", "200"]
+
+
 @pytest.fixture(scope="module")
 def moons_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("moons") / "run"
-    assert main(["moons", "--heads", "3", "--out", str(run), "--iters", "2", "--batch", "2", "--eval-windows", "2",
-                 "--context-stride", "200"]) == 0
+    assert main([*MOONS, "--out", str(run)]) == 0
     return run
 
 
-@pytest.mark.parametrize("name", ["model.safetensors", "model_config.json", "train_config.json", "losses.json",
-                                  "manifest.json", "latest"])
+@pytest.mark.parametrize("name", ["model.safetensors", "model_config.json", "train_config.json", "state.json",
+                                  "state.safetensors", "manifest.json", "latest"])
 def test_payload_in_a_moons_checkpoint_never_runs(moons_run, tmp_path, capsys, name):
     run, marker = tmp_path / "run", tmp_path / "ran"
     shutil.copytree(moons_run, run)
@@ -160,6 +162,10 @@ def test_payload_in_a_moons_checkpoint_never_runs(moons_run, tmp_path, capsys, n
     code, err = run_safely(capsys, ["inspect", "--checkpoint", str(run), "--out", str(tmp_path / "o")], marker)
     if name in ("model.safetensors", "model_config.json", "manifest.json", "latest"):
         assert code == 2
+    code, err = run_safely(capsys, [*MOONS, "--out", str(run), "--resume"], marker)
+    # Resuming reads every file but the model's config (the flags give it); a damaged `latest` falls back to the
+    # newest intact checkpoint (checkpoint.resumable) and resumes.
+    assert code == (0 if name in ("model_config.json", "latest") else 2), err
 
 
 def test_old_pickled_moons_model_is_refused(moons_run, tmp_path, capsys):

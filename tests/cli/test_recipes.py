@@ -18,9 +18,11 @@ def test_recipes_exist():
 @pytest.mark.parametrize("model", ["mosaic", "transformer"])
 def test_recipe_builds_matched_configs(recipe, model):
     cfg = dataclasses.replace(build_config(TrainConfig, recipe=recipe), model=model)  # as --model does
-    mc = model_config_for(cfg, 50257 if cfg.tokenizer == "gpt2" else 66)
-    assert mc.model_type == model == cfg.model
-    assert cfg.batch_size % cfg.grad_accum == 0
+    vocab = 50257 if cfg.tokenizer == "gpt2" else 66
+    mc = model_config_for(cfg, vocab)
+    assert mc.model_type == model
+    # The vocabulary is sized to the tokenizer, padded to the recipe's multiple.
+    assert vocab <= mc.vocab_size < vocab + cfg.vocab_multiple and mc.vocab_size % cfg.vocab_multiple == 0
 
 
 def test_paper_recipe_matches_section_8():

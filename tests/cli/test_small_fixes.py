@@ -61,13 +61,17 @@ def test_model_args_take_several_pairs(text_file, tmp_path):
 def test_bench_quick_writes_nothing_unless_asked(tmp_path, monkeypatch, capsys):
     import memory_mosaics.bench as bench
 
-    monkeypatch.setattr(bench, "run_benchmarks", lambda cfg: {"stub": True})
+    seen = []
+    monkeypatch.setattr(bench, "run_benchmarks", lambda cfg: seen.append(cfg) or {"seq_lens": list(cfg.seq_lens)})
     monkeypatch.setattr(bench, "format_table", lambda result: "table")
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "--quick"]) == 0
     assert list(tmp_path.iterdir()) == []  # nothing in the working directory
-    assert main(["bench", "--quick", "--out", "sub/b.json"]) == 0
-    assert json.loads((tmp_path / "sub" / "b.json").read_text()) == {"stub": True}
+    assert main(["bench", "--quick", "--out", "sub/b.json", "--seq-lens", "32"]) == 0
+    # --quick is the QUICK preset; a flag given with it overrides the preset's value
+    assert all(getattr(seen[0], k) == (tuple(v) if isinstance(v, list) else v) for k, v in bench.QUICK.items())
+    assert tuple(seen[1].seq_lens) == (32,) and seen[1].preset == bench.QUICK["preset"]
+    assert json.loads((tmp_path / "sub" / "b.json").read_text()) == {"seq_lens": [32]}
 
 
 def test_inspect_a_transformer_is_one_line_and_leaves_no_folder(text_file, tmp_path, capsys):

@@ -12,7 +12,7 @@ def test_regbench_single_run_writes_results(tmp_path, restore_threads, capsys):
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert 0 <= res["accuracy"] <= 1 and 0 <= res["tvd"] <= 1
-    assert res["steps"] == 2 and res["config"]["n_layer"] == 1 and res["wall_seconds"] > 0
+    assert len(res["history"]) == 2 and res["config"]["n_layer"] == 1 and res["wall_seconds"] > 0
     assert res["budget"]["name"] == "demo" and res["grad_clip"] is None
     assert (out / "curve.png").stat().st_size > 0
     assert "budget 'demo': 2 steps of batch 32" in capsys.readouterr().out

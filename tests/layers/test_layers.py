@@ -90,6 +90,13 @@ def test_value_extractor_definition():
         assert_close(v[:, :, t], want, what=f"t={t}")
 
 
+@pytest.mark.parametrize("T", [1, 9])
+def test_value_extractor(T):
+    torch.manual_seed(6)
+    names = compare_fast_and_reference(ValueExtractor(CFG), torch.randn(2, T, 24))
+    assert {"proj.weight", "gamma", "eta"} <= set(names)
+
+
 def test_value_with_gamma_zero_has_no_nan_at_last_position():
     ve = ValueExtractor(CFG)
     with torch.no_grad():

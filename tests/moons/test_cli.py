@@ -4,6 +4,8 @@ import pytest
 
 from memory_mosaics.cli import main
 from memory_mosaics.moons.experiment import load_model
+from memory_mosaics.moons.train import train
+from memory_mosaics.training import checkpoint as ck
 
 FAST = ["--iters", "3", "--batch", "4", "--eval-windows", "4", "--context-stride", "97"]
 
@@ -11,7 +13,12 @@ FAST = ["--iters", "3", "--batch", "4", "--eval-windows", "4", "--context-stride
 def test_single_run_writes_summary_and_figures(tmp_path):
     assert main(["moons", "--heads", "3", "--out", str(tmp_path), "--seed", "5", *FAST]) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["heads"] == 3 and s["seed"] == 5 and s["params"] == 54 and s["iters"] == 3
+    assert s["params"] == 54
+    # The flags reached the training (not only the summary): 3 iterations were run, from seed 5's stream and init.
+    assert [p.name for p in ck.checkpoints(tmp_path)] == ["ckpt-0000003"]
+    losses = ck.load_state(ck.resolve(tmp_path))["losses"]
+    _, expect, _ = train(3, seed=5, iters=3, batch=4, log=None)
+    assert losses == expect and s["final_loss"] == expect[-1]
     assert s["periods"]["val"]["joint_period_steps"] == pytest.approx(266.67, abs=0.01)
     assert s["periods"]["val"]["longest_period_steps"] == pytest.approx(133.33, abs=0.01)
     assert s["periods"]["train"]["triple"] == [0.5, 1.0, 2.5]

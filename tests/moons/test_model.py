@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from memory_mosaics.analysis import context_retrievals
 from memory_mosaics.moons.data import VAL_TRIPLE, triple_windows
 from memory_mosaics.moons.evaluate import generation_errors
 from memory_mosaics.moons.model import BETA, ComplexLinear, MoonsMemory
@@ -80,11 +81,13 @@ def test_beta_is_fixed_at_50():
     m = MoonsMemory(1).double()  # β = 50 scores: float64 keeps round-off 10^6 below rtol on any CPU
     x = windows(1, 12).double()
     k = m.key(x)[0]
-    att = m.attention(x)[0, 0]
+    (r,) = context_retrievals(m, x)  # the library's one way to get retrieval weights
+    att = r.weights[0, 0]
     t = 7
     expect = torch.softmax(BETA * k[:t] @ k[t], 0)
     assert_close(att[t, :t], expect, 1e-10, what="weights")
     assert att[t, t:].abs().max() == 0
+    assert_close(r.reconstruct(m), m(x), 1e-10, what="weights @ values -> W_z reproduces the output")
 
 
 @pytest.mark.parametrize("heads", [1, 3])

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from memory_mosaics.ops import leaky_average, leaky_average_reference, leaky_average_step
-from memory_mosaics.ops.leaky_average import _LeakyAverage
+from memory_mosaics.ops.leaky_average import _LeakyAverage, leaky_average_chunked, scan_htk
 from tests.helpers import assert_close
 
 
@@ -22,20 +22,33 @@ def test_reference_matches_recurrence():
     assert_close(leaky_average_reference(x, b), recurrence(x, b), what="T×T matrix vs recurrence")
 
 
+@pytest.mark.parametrize("fn", [leaky_average, leaky_average_chunked])
 @pytest.mark.parametrize("T,chunk", [(1, 4), (7, 4), (16, 4), (37, 4), (70, 4), (300, 8), (200, 64)])
-def test_chunked_scan_matches_reference_forward_and_backward(T, chunk):
+def test_chunked_scan_matches_reference_forward_and_backward(T, chunk, fn):
     # chunk² < T exercises the recursive carry (chunks of chunks).
     torch.manual_seed(T)
     x = torch.randn(2, 3, T, 5, dtype=torch.float64, requires_grad=True)
     b = torch.tensor([0.05, 0.9, 5.0], dtype=torch.float64, requires_grad=True)
     y_ref = leaky_average_reference(x, b)
-    y_fast = leaky_average(x, b, chunk=chunk)
+    y_fast = fn(x, b, chunk=chunk)
     assert_close(y_fast, y_ref, 1e-10, what="forward")
     g = torch.randn_like(y_ref)
     gx_ref, gb_ref = torch.autograd.grad(y_ref, (x, b), g)
     gx, gb = torch.autograd.grad(y_fast, (x, b), g)
     assert_close(gx, gx_ref, 1e-10, what="grad x")
     assert_close(gb, gb_ref, 1e-10, what="grad b")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("T,chunk", [(1, 4), (3, 4), (4, 4), (5, 4), (17, 4), (70, 4), (300, 8)])
+def test_scan_htk_forward_and_reverse(T, chunk, reverse):
+    """The (H, T, K) scan against the T×T reference; reversed in time it is the reference on flipped inputs."""
+    torch.manual_seed(T + 7)
+    x = torch.randn(3, T, 6, dtype=torch.float64)
+    b = torch.tensor([0.05, 0.9, 5.0], dtype=torch.float64)
+    x4 = x.transpose(0, 1)[None].transpose(1, 2)  # (1, H, T, K)
+    want = leaky_average_reference(x4.flip(2), b).flip(2) if reverse else leaky_average_reference(x4, b)
+    assert_close(scan_htk(x, b, chunk, reverse), want[0], 1e-12)
 
 
 def test_chunked_scan_float32_long_sequence_is_stable():

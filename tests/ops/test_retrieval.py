@@ -1,9 +1,10 @@
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from memory_mosaics.ops import kernel_regression, retrieval_weights, retrieve
+from memory_mosaics.ops import kernel_regression, retrieval_weights, retrieve, shared_bank_retrieval
 from tests.helpers import assert_close
 
 
@@ -51,3 +52,23 @@ def test_mask_and_empty_rows():
     y = retrieve(q, k, v, 1.0, mask)
     assert torch.equal(y[0], torch.zeros(2)) and torch.isfinite(y).all()
     assert_close(y[1], v[0])
+
+
+@pytest.mark.parametrize("layout", ["htbd", "hbtd", "bhtd"])
+def test_shared_bank_retrieval_matches_retrieve_forward_and_backward(layout):
+    """Banks shared by the batch, every query in one attention per head, for queries in each memory order (the
+    first two are read without a copy): the same as `retrieve` with the banks broadcast, in float64."""
+    torch.manual_seed(0)
+    B, H, T, D, P = 3, 2, 5, 4, 7
+    order = {"htbd": (2, 0, 1, 3), "hbtd": (1, 0, 2, 3), "bhtd": (0, 1, 2, 3)}[layout]
+    shape = [(B, H, T, D)[i] for i in order]  # the memory's shape, permuted back to (B, H, T, D) below
+    q = torch.randn(*shape, dtype=torch.float64).permute(*[order.index(i) for i in range(4)]).requires_grad_()
+    mk = torch.randn(H, P, D, dtype=torch.float64, requires_grad=True)
+    mv = torch.randn(H, P, D, dtype=torch.float64, requires_grad=True)
+    y, y_ref = shared_bank_retrieval(q, mk, mv), retrieve(q, mk, mv)
+    assert y.shape == (B, H, T, D)
+    assert_close(y, y_ref, 1e-12, what="forward")
+    g = torch.randn_like(y_ref)
+    grads, grads_ref = torch.autograd.grad(y, (q, mk, mv), g), torch.autograd.grad(y_ref, (q, mk, mv), g)
+    for name, a, r in zip(("q", "bank k", "bank v"), grads, grads_ref):
+        assert_close(a, r, 1e-12, what=f"grad {name}")

@@ -1,8 +1,12 @@
+import sys
+
 import pytest
 import torch
 
 from memory_mosaics.ops import strict_past_retrieval, strict_past_retrieval_reference, strict_past_weights
 from tests.helpers import assert_close, grad_scale
+
+sp = sys.modules["memory_mosaics.ops.strict_past"]  # the module (the package re-exports a function of that name)
 
 
 @pytest.mark.parametrize("T", [1, 2, 5, 33])
@@ -117,3 +121,45 @@ def test_masked_keys_are_never_read(impl):
     v2[:, :, :3] -= 7.0
     assert torch.equal(impl(q, k, v, key_mask=key_mask), impl(q, k2, v2, key_mask=key_mask))
     assert_close(impl(q, k, v, key_mask=torch.ones(2, 8, dtype=torch.bool)), impl(q, k, v))
+
+
+# --- the context memory's case q is k on CPU: one autograd Function over the flash ops (_StrictPastSelf) ---
+
+@pytest.mark.parametrize("flash", [True, False])
+@pytest.mark.parametrize("T", [2, 3, 17])
+def test_self_retrieval_matches_reference_forward_and_backward(T, flash, monkeypatch):
+    """q is k, gradients on: the Function (flash=True) and the autograd fallback (flash ops absent) against the
+    reference, in float64, with keys in the (B, T, H, D) memory order the projections give."""
+    if not flash:
+        monkeypatch.setattr(sp, "_cpu_flash_ops", lambda: None)
+    elif sp._cpu_flash_ops() is None:
+        pytest.skip("this torch has no CPU flash-attention ops (the fallback is tested)")
+    torch.manual_seed(T)
+    k = torch.randn(2, T, 3, 4, dtype=torch.float64).transpose(1, 2).requires_grad_()
+    v = torch.randn(2, 3, T, 4, dtype=torch.float64, requires_grad=True)
+    y = strict_past_retrieval(k, k, v)
+    assert (type(y.grad_fn).__name__ == "_StrictPastSelfBackward") == flash
+    y_ref = strict_past_retrieval_reference(k, k, v)
+    assert_close(y, y_ref, 1e-10, what="forward")
+    assert torch.equal(y[:, :, 0], torch.zeros_like(y[:, :, 0]))
+    g = torch.randn_like(y)
+    grads, grads_ref = torch.autograd.grad(y, (k, v), g), torch.autograd.grad(y_ref, (k, v), g)
+    scale = grad_scale(*grads_ref)
+    for a, b_, name in zip(grads, grads_ref, "kv"):
+        assert_close(a, b_, 1e-10, scale=scale, what=f"grad {name}")
+
+
+def test_self_retrieval_is_causal_forward_and_backward():
+    """With gradients on (the Function's path): y_0..y_t do not depend on k_{t+1..} nor on v_{t..}."""
+    torch.manual_seed(2)
+    k = torch.randn(1, 2, 12, 4, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(1, 2, 12, 4, dtype=torch.float64, requires_grad=True)
+    y = strict_past_retrieval(k, k, v)
+    gk, gv = torch.autograd.grad(y[:, :, :7].square().sum(), (k, v))
+    assert torch.equal(gk[:, :, 7:], torch.zeros_like(gk[:, :, 7:]))
+    assert torch.equal(gv[:, :, 6:], torch.zeros_like(gv[:, :, 6:]))
+    assert gk[:, :, :7].abs().sum() > 0 and gv[:, :, :6].abs().sum() > 0
+    v2 = v.detach().clone()
+    v2[:, :, 6] += 5.0
+    y2 = strict_past_retrieval(k, k, v2.requires_grad_())
+    assert torch.equal(y[:, :, :7], y2[:, :, :7])

@@ -82,7 +82,7 @@ def inspect_moons(run_dir: Path, out: Path, steps: int = 400, seed: int = 0) -> 
 
     model = load_model(run_dir)
     x = triple_windows(VAL_TRIPLE, 1, np.random.default_rng(seed), block=steps)[0]
-    w = model.attention(x)[0].detach().numpy()  # (H, T, T)
+    w = context_retrievals(model, x)[0].weights[0].numpy()  # (H, T, T)
     periods = [to_steps(p) for p in VAL_TRIPLE]
     report = Report(f"Three-moons memory ({model.n_head} head{'s' if model.n_head > 1 else ''}): {run_dir}", out)
     report.paragraph(f"Validation triple {list(VAL_TRIPLE)}: periods {', '.join(f'{p:.1f}' for p in periods)} steps. "

@@ -33,7 +33,7 @@ class PersistentRecall:
         return torch.topk(self.weights, min(k, self.weights.shape[-1]), dim=-1)
 
 
-def _capture_inputs(model, idx: torch.Tensor, kind: type) -> list[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]:
+def _capture_inputs(model, idx: torch.Tensor, kind: type | tuple[type, ...]) -> list[tuple[torch.nn.Module, torch.Tensor, torch.Tensor]]:
     captured = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: captured.append((mod, inp[0], out)))
              for m in model.modules() if isinstance(m, kind)]
@@ -51,9 +51,12 @@ def _capture_inputs(model, idx: torch.Tensor, kind: type) -> list[tuple[torch.nn
 
 @torch.no_grad()
 def context_retrievals(model, idx: torch.Tensor) -> list[ContextRetrieval]:
-    """For every context memory: the retrieval weights over past positions for the token batch idx (B, T)."""
+    """For every context memory (a ContextMemory, or the three-moons MoonsMemory, which is its own single memory):
+    the retrieval weights over past positions for the input batch idx (tokens (B, T); moons: (B, T, 6))."""
+    from ..moons.model import MoonsMemory
+
     result = []
-    for layer, (mem, x, out) in enumerate(_capture_inputs(model, idx, ContextMemory)):
+    for layer, (mem, x, out) in enumerate(_capture_inputs(model, idx, (ContextMemory, MoonsMemory))):
         q, k, v = mem.read(x)
         result.append(ContextRetrieval(layer, strict_past_weights(q, k), v, out))
     return result

@@ -14,6 +14,8 @@ from typing import Any, Optional
 from ..config import ConfigError, at_least
 
 TASKS = ("regbench", "induction", "mqar")
+# Fields a resumed run may change; every other field must match the checkpoint's train_config.json.
+RESUME_MUTABLE = ("out", "resume", "progress", "device", "threads", "jobs", "tag")
 
 
 def _f(default, help: str, **meta):
@@ -40,7 +42,10 @@ class IclConfig:
     threads: int = _f(1, "torch CPU threads per run")
     jobs: int = _f(2, "compare: runs in parallel, one thread each")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    dtype: str = _f("float32", "float32 | bfloat16 | float16 | auto: autocast for the training forward (mixed "
+                               "precision is CUDA-only)", choices=("float32", "bfloat16", "float16", "auto"))
     progress: bool = _f(True, "show a progress bar")
+    resume: bool = _f(False, "continue the run in --out from its last checkpoint (with --compare: each run that has one)")
     tag: str = _f("", "log prefix (set for the runs of a comparison)", hidden=True)
     # RegBench
     envs: int = _f(100, "RegBench: training automata N")

@@ -17,9 +17,11 @@ import torch
 
 from ..config import ConfigError
 from ..jsonsafe import dumps
-from ..training.distributed import parse_device
+from ..training import checkpoint as ckpt_io
+from ..training.distributed import parse_device, refuse_torchrun
+from ..training.loop import autocast_dtype, check_out, resume_run
 from . import report
-from .config import IclConfig
+from .config import RESUME_MUTABLE, IclConfig
 from .models import build_icl_model
 from .train import Budget, regbench_budget, train_regbench, train_stream
 
@@ -42,7 +44,7 @@ def stream_budget(name: str, steps=None, lr=None) -> Budget:
     return b
 
 
-def _regbench(cfg: IclConfig, device, log):
+def _regbench(cfg: IclConfig, device, log, run: dict):
     from .regbench import generate
 
     budget = regbench_budget(cfg.budget, cfg.envs, cfg.steps, cfg.lr, None if cfg.dropout is None
@@ -57,11 +59,11 @@ def _regbench(cfg: IclConfig, device, log):
     log(f"{cfg.model}: {model.num_params():,} parameters; {budget.describe()}; grad clip "
         f"{clip if clip else 'none'} ({'mm.yaml' if clip else 'base.yaml'})")
     res = train_regbench(model, data, budget, seed=cfg.seed, grad_clip=clip, test_subset=cfg.test_subset, log=log,
-                         device=device, progress=cfg.progress)
+                         device=device, progress=cfg.progress, files=_files(cfg, model), **run)
     return model, res, dict(task="regbench", envs=cfg.envs, n_heldout=cfg.n_test, data_seed=cfg.data_seed)
 
 
-def _stream(cfg: IclConfig, device, log):
+def _stream(cfg: IclConfig, device, log, run: dict):
     from .induction import Bigram, InductionTask, induction_metrics
     from .mqar import mqar_accuracy, mqar_batch
 
@@ -107,13 +109,20 @@ def _stream(cfg: IclConfig, device, log):
     log(f"{cfg.model}: {cfg.layers or 1} layer(s), {model.num_params():,} parameters; {budget.describe()}; "
         f"grad clip 1.0")
     res = train_stream(model, sample, evaluate, budget, seed=cfg.seed, grad_clip=1.0, log=log, device=device,
-                       progress=cfg.progress)
+                       progress=cfg.progress, files=_files(cfg, model), **run)
     return model, res, info
+
+
+def _files(cfg: IclConfig, model) -> dict:
+    """The JSON files of each checkpoint: the model's config and the run's (what resume must match)."""
+    return {"model_config.json": model.config.to_dict(),
+            "train_config.json": {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE}}
 
 
 def run_icl(cfg: IclConfig) -> dict:
     """Train one model (cfg.model) on one task and write results.json and a plot under cfg.out; or, with
-    cfg.compare, train the compared models one after the other in this process and write the comparison."""
+    cfg.compare, train the compared models one after the other in this process and write the comparison.
+    Checkpoints go to cfg.out (ckpt-<step>/, every evaluation); cfg.resume continues from the newest one."""
     if cfg.compare:
         for _, child in compare_runs(cfg):
             run_icl(child)
@@ -122,17 +131,24 @@ def run_icl(cfg: IclConfig) -> dict:
         raise ConfigError("give model (mosaic or transformer) or compare=True", key="model")
     if not cfg.out:
         raise ConfigError("no output directory given", key="out")
+    refuse_torchrun("mosaic icl")
+    out = check_out(cfg.out, cfg.resume)
     torch.set_num_threads(cfg.threads)
     device = parse_device(cfg.device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    amp = autocast_dtype(cfg.dtype, device)
     prefix = f"[{cfg.tag}] " if cfg.tag else ""
 
     def log(msg):
         print(prefix + msg, flush=True)
 
+    resume = None
+    if cfg.resume:
+        resume = resume_run(out, {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE}, log=log)
+        log(f"resuming {out} at step {resume[1]['step']}")
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    model, res, info = (_regbench if cfg.task == "regbench" else _stream)(cfg, device, log)
+    run = dict(out=out, resume=resume, amp=amp)
+    model, res, info = (_regbench if cfg.task == "regbench" else _stream)(cfg, device, log, run)
     res = dict(accuracy=res.pop("accuracy"), tvd=res.pop("tvd"), model=cfg.model, seed=cfg.seed,
                params=model.num_params(), config=model.config.to_dict(), **info, **res,
                threads=cfg.threads, wall_seconds=time.time() - t0)
@@ -144,16 +160,26 @@ def run_icl(cfg: IclConfig) -> dict:
     return res
 
 
-def compare_runs(cfg: IclConfig) -> list[tuple[str, IclConfig]]:
-    """The runs of a comparison, each a single-model config writing to cfg.out/<name> (RegBench: MM vs transformer
-    at cfg.layers; induction/MQAR: MM at cfg.layers vs transformers with 1 and 2 layers)."""
+def _compared(cfg: IclConfig) -> list[tuple[str, str, int]]:
+    """(name, model, layers) of a comparison: RegBench MM vs transformer at cfg.layers; induction/MQAR: MM at
+    cfg.layers vs transformers with 1 and 2 layers."""
     if cfg.task == "regbench":
-        runs = [("mosaic", "mosaic", cfg.layers or 2), ("transformer", "transformer", cfg.layers or 2)]
-    else:
-        runs = [(f"mosaic-{cfg.layers or 1}L", "mosaic", cfg.layers or 1),
-                ("transformer-1L", "transformer", 1), ("transformer-2L", "transformer", 2)]
-    return [(name, replace(cfg, compare=False, model=model, layers=layers, out=str(Path(cfg.out) / name), tag=name))
-            for name, model, layers in runs]
+        return [("mosaic", "mosaic", cfg.layers or 2), ("transformer", "transformer", cfg.layers or 2)]
+    return [(f"mosaic-{cfg.layers or 1}L", "mosaic", cfg.layers or 1),
+            ("transformer-1L", "transformer", 1), ("transformer-2L", "transformer", 2)]
+
+
+def compare_runs(cfg: IclConfig) -> list[tuple[str, IclConfig]]:
+    """The runs of a comparison, each a single-model config writing to cfg.out/<name>. With cfg.resume, the runs
+    that have a checkpoint continue and the others start; without it, a run folder holding a run is refused."""
+    children = []
+    for name, model, layers in _compared(cfg):
+        out = Path(cfg.out) / name
+        resume = cfg.resume and ckpt_io.has_checkpoint(out)
+        check_out(out, resume)
+        children.append((name, replace(cfg, compare=False, model=model, layers=layers, out=str(out), tag=name,
+                                       resume=resume)))
+    return children
 
 
 def summarize_compare(cfg: IclConfig, t0: float | None = None) -> dict:
@@ -161,7 +187,7 @@ def summarize_compare(cfg: IclConfig, t0: float | None = None) -> dict:
     t0 = time.time() if t0 is None else t0
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {name: json.loads((out / name / "results.json").read_text()) for name, _ in compare_runs(cfg)}
+    results = {name: json.loads((out / name / "results.json").read_text()) for name, _, _ in _compared(cfg)}
     if cfg.task == "regbench":
         from .metrics import score_distributions
         from .ngram import ngram_probs

@@ -8,21 +8,26 @@ validation subset, every `eval_every` steps) is restored and scored on the test 
 
 Induction head / MQAR: a fresh batch every step (an infinite stream), same optimiser and schedule, scored on a
 fixed test batch.
+
+Both train through training/loop.py's Loop (device, mixed precision, clipping, progress bar, checkpoints in the
+one safe format and exact resume when given a run folder); the task objects below are the ICL-specific pieces.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..optim import build_adamw, warmup_cosine
-from ..training.loop import fit
+from ..training.loop import Loop, Task
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
 
@@ -94,10 +99,6 @@ def _batches_by_length(examples, batch_size):
         yield [examples[j] for j in order[i : i + batch_size]]
 
 
-def _loss(model, x, y):
-    return masked_ce(model(x), y)
-
-
 def _on(device, arrays):  # device None: stays on the CPU
     return (torch.from_numpy(a).to(device or "cpu") for a in arrays)
 
@@ -135,80 +136,144 @@ def regbench_evaluate(model, examples, batch_size=32, device="cpu") -> dict:
     return {**score.result(), "loss": total / max(1, count)}
 
 
+class _IclTask(Task):
+    """The pieces both ICL protocols share: AdamW (betas 0.9, 0.999), the budget's schedule, masked CE on a batch
+    from the task's numpy stream, and per-step records; subclasses draw batches and evaluate."""
+
+    def __init__(self, model, budget: Budget, seed: int, device, log, files: dict | None):
+        torch.manual_seed(seed)
+        self.model, self.budget, self.device, self.log = model, budget, device, log
+        self.rng = np.random.default_rng(seed)
+        self.history, self.evals = [], []
+        self._files = {name: json.dumps(d, indent=2).encode() for name, d in (files or {}).items()}
+        self.t0 = time.time()
+
+    def make_optimizer(self, model):
+        b = self.budget
+        return build_adamw(model, b.lr, weight_decay=b.weight_decay, betas=(0.9, 0.999))
+
+    def lr_at(self, step: int) -> float:
+        return lr_at(step, self.budget)
+
+    def loss(self, model, micro: int) -> torch.Tensor:
+        x, y = _on(self.device, self.batch())
+        return masked_ce(model(x), y)
+
+    def after_step(self, step, loss, lr, seconds):
+        self.history.append(dict(step=step, loss=loss, lr=lr))
+        return self.check(step, self.history[-1])
+
+    def state(self) -> dict:
+        return {"data_rng": self.rng.bit_generator.state, "history": self.history, "evals": self.evals}
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["data_rng"]
+        self.history, self.evals = state["history"], state["evals"]
+
+    def files(self) -> dict[str, bytes]:
+        return self._files
+
+
+class RegBenchTask(_IclTask):
+    """Shuffled epochs over the training automata; validation loss every eval_every steps keeps the best state."""
+
+    def __init__(self, model, data: RegBench, budget: Budget, seed: int, device, log, files=None):
+        super().__init__(model, budget, seed, device, log, files)
+        self.train_set, self.val = data.train, data.val[: budget.val_subset]
+        self.best = dict(val_loss=float("inf"), step=0, state=copy.deepcopy(model.state_dict()))
+        self.order, self.pos = self.rng.permutation(len(self.train_set)), 0
+
+    def batch(self):  # shuffled epochs; the last partial batch is kept
+        if self.pos >= len(self.order):
+            self.order, self.pos = self.rng.permutation(len(self.train_set)), 0
+        idx = self.order[self.pos : self.pos + self.budget.batch_size]
+        self.pos += self.budget.batch_size
+        return collate([self.train_set[i] for i in idx])
+
+    def check(self, step, record):
+        b = self.budget
+        if step % b.eval_every == 0 or step == b.steps:
+            vl = regbench_loss(self.model, self.val, b.batch_size, self.device)
+            self.evals.append(dict(step=step, val_loss=vl))
+            if vl < self.best["val_loss"]:
+                self.best = dict(val_loss=vl, step=step, state=copy.deepcopy(self.model.state_dict()))
+            self.log(f"  step {step:5d}/{b.steps}  loss {record['loss']:.4f}  val {vl:.4f}  lr {record['lr']:.2e}  "
+                     f"{time.time() - self.t0:6.0f}s")
+
+    def state(self) -> dict:
+        return {**super().state(), "order": self.order.tolist(), "pos": self.pos, "best": self.best}
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.order, self.pos, self.best = np.array(state["order"], dtype=np.int64), state["pos"], state["best"]
+
+
+class StreamTask(_IclTask):
+    """A fresh batch from sample(rng) every step; evaluate(model) on a fixed test batch every eval_every steps;
+    a time limit stops early (after a last evaluation)."""
+
+    def __init__(self, model, sample, evaluate, budget: Budget, seed: int, device, log, time_limit_s=None,
+                 files=None):
+        super().__init__(model, budget, seed, device, log, files)
+        self.sample, self.evaluate, self.time_limit_s = sample, evaluate, time_limit_s
+
+    def batch(self):
+        return self.sample(self.rng)
+
+    def check(self, step, record):
+        b, limit = self.budget, self.time_limit_s
+        out_of_time = limit is not None and time.time() - self.t0 > limit
+        if step % b.eval_every == 0 or step == b.steps or out_of_time:
+            self.model.eval()
+            with torch.no_grad():
+                m = self.evaluate(self.model)
+            self.model.train()
+            self.evals.append(dict(step=step, **m))
+            self.log(f"  step {step:5d}/{b.steps}  loss {record['loss']:.4f}  test acc {m['accuracy']:.4f}  "
+                     f"{time.time() - self.t0:6.0f}s")
+        if out_of_time:
+            self.log(f"  time limit {limit:g}s reached after {step} of {b.steps} steps")
+            return True  # stop
+        return False
+
+
+def _loop(task: _IclTask, grad_clip, device, progress, out, resume, amp) -> Loop:
+    return Loop(task, steps=task.budget.steps, out=out, grad_clip=grad_clip or 0.0,
+                checkpoint_every=task.budget.eval_every, keep=2, progress=progress, device=device or "cpu",
+                amp=amp, resume=resume, command="mosaic icl")
+
+
 def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                   test_subset: int | None = None, log=print, device="cpu", progress: bool = False) -> dict:
-    """Train on data.train, select by validation loss, score the best state on data.test. Returns a result dict."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
-    val = data.val[: budget.val_subset]
+                   test_subset: int | None = None, log=print, device="cpu", progress: bool = False,
+                   out: str | Path | None = None, resume=None, amp=None, files: dict | None = None) -> dict:
+    """Train on data.train, select by validation loss, score the best state on data.test. Returns a result dict.
+    out: write checkpoints there (with `files`, JSON-able dicts, beside the weights); resume: (checkpoint, state)
+    to continue from (training/loop.resume_run); amp: the autocast dtype (CUDA) or None."""
+    task = RegBenchTask(model, data, budget, seed, device, log, files)
+    _loop(task, grad_clip, device, progress, out, resume, amp).run()
+    train_time = time.time() - task.t0
+    model.load_state_dict(task.best["state"])
     test = data.test[:test_subset] if test_subset else data.test
-    evals = []
-    best = dict(val_loss=float("inf"), step=0, state=copy.deepcopy(model.state_dict()))
-    epoch = dict(order=rng.permutation(len(data.train)), pos=0)
-    t0 = time.time()
-
-    def batch(step):  # shuffled epochs; the last partial batch is kept
-        if epoch["pos"] >= len(epoch["order"]):
-            epoch.update(order=rng.permutation(len(data.train)), pos=0)
-        idx = epoch["order"][epoch["pos"] : epoch["pos"] + budget.batch_size]
-        epoch["pos"] += budget.batch_size
-        return _on(device, collate([data.train[i] for i in idx]))
-
-    def after_step(step, record):
-        nonlocal best
-        if step % budget.eval_every == 0 or step == budget.steps:
-            vl = regbench_loss(model, val, budget.batch_size, device)
-            evals.append(dict(step=step, val_loss=vl))
-            if vl < best["val_loss"]:
-                best = dict(val_loss=vl, step=step, state=copy.deepcopy(model.state_dict()))
-            log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  val {vl:.4f}  lr {record['lr']:.2e}  "
-                f"{time.time() - t0:6.0f}s")
-
-    history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget), batch=batch,
-                  loss=_loss, grad_clip=grad_clip or 0.0, after_step=after_step, progress=progress)
-    train_time = time.time() - t0
-    model.load_state_dict(best["state"])
     t1 = time.time()
     test_metrics = regbench_evaluate(model, test, budget.batch_size, device)
     return dict(
         accuracy=test_metrics["accuracy"], tvd=test_metrics["tvd"], test=test_metrics,
-        best_step=best["step"], best_val_loss=best["val_loss"], steps=budget.steps, budget=asdict(budget),
-        grad_clip=grad_clip, train_seconds=train_time, test_seconds=time.time() - t1, history=history, evals=evals,
-        n_train=len(data.train), n_test=len(test), n_val=len(val),
+        best_step=task.best["step"], best_val_loss=task.best["val_loss"], steps=budget.steps, budget=asdict(budget),
+        grad_clip=grad_clip, train_seconds=train_time, test_seconds=time.time() - t1, history=task.history,
+        evals=task.evals, n_train=len(data.train), n_test=len(test), n_val=len(task.val),
     )
 
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
-                 log=print, device="cpu", progress: bool = False, time_limit_s: float | None = None) -> dict:
+                 log=print, device="cpu", progress: bool = False, time_limit_s: float | None = None,
+                 out: str | Path | None = None, resume=None, amp=None, files: dict | None = None) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
     stream has no overfitting to select against). Batches go to `device` (the model must already be there).
-    time_limit_s: stop (after a last evaluation) once training has taken this long; `steps` reports the steps done."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = build_adamw(model, budget.lr, weight_decay=budget.weight_decay, betas=(0.9, 0.999))
-    evals = []
-    t0 = time.time()
-
-    def after_step(step, record):
-        out_of_time = time_limit_s is not None and time.time() - t0 > time_limit_s
-        if step % budget.eval_every == 0 or step == budget.steps or out_of_time:
-            model.eval()
-            with torch.no_grad():
-                m = evaluate(model)
-            model.train()
-            evals.append(dict(step=step, **m))
-            log(f"  step {step:5d}/{budget.steps}  loss {record['loss']:.4f}  test acc {m['accuracy']:.4f}  "
-                f"{time.time() - t0:6.0f}s")
-        if out_of_time:
-            log(f"  time limit {time_limit_s:g}s reached after {step} of {budget.steps} steps")
-            return True  # stop
-        return False
-
-    history = fit(model, opt, steps=budget.steps, lr_at=lambda step: lr_at(step, budget),
-                  batch=lambda step: _on(device, sample(rng)), loss=_loss, grad_clip=grad_clip or 0.0,
-                  after_step=after_step, progress=progress)
-    final = evals[-1]
-    return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(history), budget=asdict(budget),
-                grad_clip=grad_clip, train_seconds=time.time() - t0, history=history, evals=evals)
+    time_limit_s: stop (after a last evaluation) once training has taken this long; `steps` reports the steps done.
+    out / resume / amp / files: as train_regbench."""
+    task = StreamTask(model, sample, evaluate, budget, seed, device, log, time_limit_s, files)
+    _loop(task, grad_clip, device, progress, out, resume, amp).run()
+    final = task.evals[-1]
+    return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(task.history), budget=asdict(budget),
+                grad_clip=grad_clip, train_seconds=time.time() - task.t0, history=task.history, evals=task.evals)

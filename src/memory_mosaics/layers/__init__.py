@@ -8,7 +8,7 @@ from .persistent_memory import PersistentMemory
 from .value_extractor import ValueExtractor
 
 # The layers with a fast path and a reference path (`impl`); the rest have one implementation.
-SWITCHABLE = (ContextMemory, KeyExtractor, PersistentMemory)
+SWITCHABLE = (ContextMemory, KeyExtractor, PersistentMemory, ValueExtractor)
 
 
 def set_impl(module, impl: str):

@@ -54,7 +54,7 @@ class ContextMemory(nn.Module):
     def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The per-head keys and values this layer stores for input x (B, T, d): (k, k, v), each (B, H, T, d_h)."""
         k_raw, v_raw = self.project(x)
-        k = self.key.finish(self.key.average(k_raw))
+        k = self.key.from_projection(k_raw)
         return k, k, self.value.from_projection(v_raw)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

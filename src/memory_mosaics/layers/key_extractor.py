@@ -16,7 +16,9 @@ import torch
 import torch.nn as nn
 
 from ..config import MosaicConfig
+from ..ops.key_path import leaky_normalize
 from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
+from ..ops.normalize import scaled_l2_normalize as scaled_l2_normalize_fast
 from .heads import per_head, scaled_l2_normalize, split_heads
 from .init import init_linear
 from .reparam import actual, stored
@@ -72,7 +74,8 @@ class KeyExtractor(nn.Module):
     def finish(self, kbar: torch.Tensor) -> torch.Tensor:
         """k̄ (B, H, ..., d_h) -> k = s·Norm(k̄)."""
         if self.normalize:
-            return scaled_l2_normalize(kbar, self.scale())
+            norm = scaled_l2_normalize_fast if self.impl == "fast" else scaled_l2_normalize
+            return norm(kbar, self.scale())
         return per_head(self.scale().to(kbar.dtype), kbar) * kbar
 
     def average(self, k: torch.Tensor) -> torch.Tensor:
@@ -82,9 +85,17 @@ class KeyExtractor(nn.Module):
         b = self.decay_rate()
         return leaky_average(k, b, self.chunk) if self.impl == "fast" else leaky_average_reference(k, b)
 
+    def from_projection(self, k: torch.Tensor) -> torch.Tensor:
+        """k̃ (B, H, T, d_h) -> keys: finish(average(k̃)). The fast path on CPU runs both as one autograd Function
+        (ops/key_path.py)."""
+        if (self.impl == "fast" and self.leaky and self.normalize and not k.is_cuda
+                and k.dtype in (torch.float32, torch.float64)):
+            return leaky_normalize(k, self.decay_rate(), self.scale(), self.chunk)
+        return self.finish(self.average(k))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, d) -> keys (B, H, T, d_h)."""
-        return self.finish(self.average(self.project(x)))
+        return self.from_projection(self.project(x))
 
     def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like forward, also returning the decoding state k̄ at the last position (B, H, 1, d_h)."""

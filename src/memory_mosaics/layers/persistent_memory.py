@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..cache import DecodeConstants, PersistentMemoryCache
 from ..config import MosaicConfig
 from ..ops.padding import zero_padding
-from ..ops.retrieval import key_dropout, retrieve
+from ..ops.retrieval import key_dropout, retrieve, shared_bank_retrieval
 from .heads import merge_heads, split_heads
 from .init import init_linear
 from .key_extractor import KeyExtractor
@@ -63,9 +63,11 @@ class PersistentMemory(nn.Module):
         mk = self.key_bank.to(q.dtype)
         mv = self.scale().to(q.dtype)[:, None, None] * self.value_bank.to(q.dtype)  # (H, P, d_h)
         if self.impl == "fast":
-            B = q.shape[0]  # expand is a view: the banks are not copied per batch element
+            if p == 0.0:  # all B·T queries of a head against its bank at once (no per-batch bank gradients)
+                return shared_bank_retrieval(q, mk, mv)
+            B = q.shape[0]  # dropout: the banks expanded to the batch (a view)
             mv = mv.expand(B, -1, -1, -1)
-            if p > 0.0 and not q.is_cuda:  # CPU: slot dropout shared by a sequence's queries (ops.key_dropout)
+            if not q.is_cuda:  # CPU: slot dropout shared by a sequence's queries (ops.key_dropout)
                 mv, p = key_dropout(mv, p), 0.0
             return F.scaled_dot_product_attention(q, mk.expand(B, -1, -1, -1), mv, dropout_p=p, scale=1.0)
         if p > 0.0:

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import MosaicConfig
+from ..ops.normalize import scaled_l2_normalize as scaled_l2_normalize_fast
 from .heads import per_head, scaled_l2_normalize, split_heads
 from .init import init_linear
 from .reparam import actual, stored
@@ -30,6 +31,7 @@ class ValueExtractor(nn.Module):
         if self.peek:
             self.gamma = nn.Parameter(torch.empty(H))
         self.eta = nn.Parameter(torch.empty(H))
+        self.impl = config.impl
         self.reset_parameters()
 
     @torch.no_grad()
@@ -63,7 +65,10 @@ class ValueExtractor(nn.Module):
         return scaled_l2_normalize(v, scale)
 
     def from_projection(self, v: torch.Tensor) -> torch.Tensor:
-        """ṽ (B, H, T, d_h) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0."""
+        """ṽ (B, H, T, d_h) -> values (B, H, T, d_h). The last value peeks at ṽ_T = 0.
+        The fast path mixes and normalises in one autograd Function (ops/normalize.py)."""
+        if self.impl == "fast":
+            return scaled_l2_normalize_fast(v, self.scale(), self.gamma if self.peek else None)
         v_next = F.pad(v[:, :, 1:], (0, 0, 0, 1)) if self.peek else None
         return self.mix(v, v_next)
 

@@ -33,12 +33,17 @@ class MoonsConfig:
     context_stride: int = _f(5, "evaluate every Nth context length")
     threads: int = _f(1, "torch CPU threads")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (training; evaluation runs on the CPU)")
+    dtype: str = _f("float32", "float32 | bfloat16 | float16 | auto: autocast for the training forward (mixed "
+                               "precision is CUDA-only)", choices=("float32", "bfloat16", "float16", "auto"))
+    checkpoint_every: int = _f(50, "save a checkpoint every N iterations (and at the last one)")
     progress: bool = _f(True, "show a progress bar")
+    resume: bool = _f(False, "continue the run in --out from its last checkpoint (compare always continues "
+                             "interrupted runs)")
 
     def __post_init__(self) -> None:
         if self.heads not in (None, 1, 3):
             raise ConfigError(f"heads must be 1 or 3, got {self.heads}", key="heads")
-        at_least(self, 1, "iters", "batch", "eval_windows", "context_stride", "threads")
+        at_least(self, 1, "iters", "batch", "eval_windows", "context_stride", "threads", "checkpoint_every")
         if self.block < 30:
             raise ConfigError("block must be ≥ 30 (25 generated steps need room)", key="block")
         self.seeds = tuple(self.seeds)

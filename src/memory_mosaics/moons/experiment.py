@@ -9,7 +9,10 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError
-from ..jsonsafe import dumps, finite
+from ..jsonsafe import dumps
+from ..training import checkpoint as ckpt_io
+from ..training.distributed import parse_device, refuse_torchrun
+from ..training.loop import autocast_dtype, check_out, resume_run
 from .config import MoonsConfig
 from .data import BLOCK, TRAIN_PANEL_TRIPLE, VAL_TRIPLE, joint_period, to_steps
 from .evaluate import THRESHOLD, evaluate_triple
@@ -45,22 +48,27 @@ def run_moons(cfg: MoonsConfig, log=print) -> dict:
         raise ConfigError("no output directory given", key="out")
     if cfg.heads is None and not cfg.compare:
         raise ConfigError("give heads (1 or 3) or compare=True", key="heads")
+    refuse_torchrun("mosaic moons")
+    if not cfg.compare:
+        check_out(cfg.out, cfg.resume)
     torch.set_num_threads(cfg.threads)
-    from ..training.distributed import parse_device
-
+    device = parse_device(cfg.device)
     common = dict(iters=cfg.iters, batch=cfg.batch, block=cfg.block, windows=cfg.eval_windows,
-                  stride=cfg.context_stride, log=log, device=parse_device(cfg.device), progress=cfg.progress)
+                  stride=cfg.context_stride, log=log, device=device, progress=cfg.progress,
+                  dtype=cfg.dtype, checkpoint_every=cfg.checkpoint_every)
     if cfg.compare:
         return run_compare(cfg.out, seeds=cfg.seeds, **common)
-    return run_single(cfg.out, cfg.heads, cfg.seed, **common)
+    return run_single(cfg.out, cfg.heads, cfg.seed, resume=cfg.resume, **common)
 
 
 def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,
                windows: int = 512, stride: int = 5, reuse: bool = False, log=print, device="cpu",
-               progress: bool = False) -> dict:
-    """Train + evaluate one model into `out`. reuse=True returns an existing summary.json of the same config."""
+               progress: bool = False, resume: bool = False, dtype: str = "float32",
+               checkpoint_every: int | None = 50) -> dict:
+    """Train + evaluate one model into `out` (checkpoints there: ckpt-<iter>/, the model of the last one is the
+    trained model). reuse=True returns an existing summary.json of the same config; resume=True continues the
+    training from the newest checkpoint."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = run_config(heads, seed, iters, batch, block, windows, stride)
     prev = out / "summary.json"
     if reuse and prev.is_file():
@@ -68,8 +76,15 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
         if all(s.get(k) == v for k, v in cfg.items()):
             log(f"reusing {prev}")
             return s
-    model, losses, train_s = train(heads, seed, iters, batch, block, log=log, device=device, progress=progress)
-    save_model(out, model, cfg, losses)
+    train_config = {**cfg, "dtype": dtype}
+    run = resume_run(out, train_config, log=log) if resume else None
+    if run is not None:
+        log(f"resuming {out} at iteration {run[1]['step']}")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"model_config.json": {"model_type": "moons", "n_head": heads}, "train_config.json": train_config}
+    model, losses, train_s = train(heads, seed, iters, batch, block, log=log, device=device, progress=progress,
+                                   out=out, resume=run, amp=autocast_dtype(dtype, torch.device(device)), files=files,
+                                   checkpoint_every=checkpoint_every)
     t0 = time.perf_counter()
     ev = {name: evaluate_triple(model, triple, seed, windows, block, stride)
           for name, triple in (("train", TRAIN_PANEL_TRIPLE), ("val", VAL_TRIPLE))}
@@ -95,12 +110,15 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
 
 
 def run_compare(out, seeds=(100, 101, 102), iters: int = 500, batch: int = 64, block: int = BLOCK,
-                windows: int = 512, stride: int = 5, log=print, device="cpu", progress: bool = False) -> dict:
+                windows: int = 512, stride: int = 5, log=print, device="cpu", progress: bool = False,
+                dtype: str = "float32", checkpoint_every: int | None = 50) -> dict:
     """1 head and 3 heads for each seed (one at a time) into out/heads{H}_seed{S}/, then one comparison.
-    Finished runs of the same config are reused, so an interrupted comparison resumes."""
+    Finished runs of the same config are reused and interrupted ones continue from their checkpoint, so an
+    interrupted comparison resumes (a run folder of a different config is refused)."""
     out = Path(out)
     runs = [run_single(out / f"heads{h}_seed{s}", h, s, iters, batch, block, windows, stride, reuse=True, log=log,
-                       device=device, progress=progress)
+                       device=device, progress=progress, dtype=dtype, checkpoint_every=checkpoint_every,
+                       resume=ckpt_io.has_checkpoint(out / f"heads{h}_seed{s}"))
             for s in seeds for h in (1, 3)]
     table = {f"{h}": {str(r["seed"]): {"val": r["val_context_threshold"], "train": r["train_context_threshold"]}
                       for r in runs if r["heads"] == h} for h in (1, 3)}
@@ -122,24 +140,8 @@ def run_compare(out, seeds=(100, 101, 102), iters: int = 500, batch: int = 64, b
     return summary
 
 
-def save_model(run_dir, model: MoonsMemory, cfg: dict, losses: list[float]) -> Path:
-    """The same checkpoint format as `mosaic train` (run_dir/ckpt-<iters>/ + latest; safetensors and JSON only,
-    so loading it can never run code): weights, model_config.json, train_config.json, losses.json."""
-    from ..training import checkpoint as ckpt_io
-
-    payloads = {
-        "model.safetensors": ckpt_io.weights_bytes(model.state_dict()),
-        "model_config.json": json.dumps({"model_type": "moons", "n_head": model.n_head}, indent=2).encode(),
-        "train_config.json": json.dumps(cfg, indent=2).encode(),
-        "losses.json": json.dumps(finite(losses)).encode(),
-    }
-    return ckpt_io.write_checkpoint(run_dir, cfg["iters"], payloads, keep=1)
-
-
 def load_model(run_dir) -> MoonsMemory:
     """The trained model that `run_single` saved in run_dir (a run folder or its ckpt-<iters> folder)."""
-    from ..training import checkpoint as ckpt_io
-
     ckpt = ckpt_io.resolve(run_dir)
     ckpt_io.verify(ckpt, need=("model.safetensors", "model_config.json"))
     config = ckpt_io.read_json(ckpt, "model_config.json")
@@ -153,8 +155,6 @@ def load_model(run_dir) -> MoonsMemory:
 
 def is_moons_run(path) -> bool:
     """Whether `path` is a `mosaic moons` run (or checkpoint) folder, judged by its JSON alone."""
-    from ..training import checkpoint as ckpt_io
-
     try:
         return ckpt_io.read_json(ckpt_io.resolve(path), "model_config.json").get("model_type") == "moons"
     except ckpt_io.CheckpointError:

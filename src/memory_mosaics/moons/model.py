@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..cache import GrowingBuffer
 from ..layers.heads import merge_heads, split_heads
-from ..ops import strict_past_retrieval, strict_past_retrieval_reference, strict_past_weights
+from ..ops import strict_past_retrieval, strict_past_retrieval_reference
 
 BETA = 50.0
 DIM = 6
@@ -117,11 +117,17 @@ class MoonsMemory(nn.Module):
         y = self.out(merge_heads(retrieve(q, k, v)))
         return y, MoonsCache(k, u)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, T, T) retrieval weights (row 0 is zero), for plots."""
+    def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries β·k, keys k and values v_t = u_{t+1} for x (B, T, 6), each (B, H, T, d_h): the interface of
+        ContextMemory.read, so analysis.memories.context_retrievals gives this model's retrieval weights too."""
         self._check(x)
-        q, k, _, _ = self._kqv(x)
-        return strict_past_weights(q, k)
+        q, k, v, _ = self._kqv(x)
+        return q, k, v
+
+    @property
+    def c_proj(self) -> ComplexLinear:
+        """The output map W_z under ContextMemory's name (analysis.memories reconstructs outputs through it)."""
+        return self.out
 
     def decode_step(self, x_t: torch.Tensor, cache: MoonsCache) -> torch.Tensor:
         """Append x_t (B, 1, 6) at position t = len(cache) to the cache (in place, as CausalLM.decode_step);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..analysis.memories import context_retrievals
 from ..plots import pyplot, retrieval_maps, save
 from .data import VAL_TRIPLE, joint_period, to_steps, triple_windows
 from .evaluate import THRESHOLD
@@ -54,7 +55,7 @@ def plot_attention(model, path, seed: int = 0, triple=VAL_TRIPLE) -> None:
     Grey lines: the moons' periods; red: the joint period (rows = query step t, columns = key step j)."""
     x, _ = triple_windows(triple, 1, np.random.default_rng(seed))
     n = min(x.shape[1], int(to_steps(joint_period(triple))) + 100)
-    att = model.attention(x[:, :n])[0].numpy()  # (H, n, n)
+    att = context_retrievals(model, x[:, :n])[0].weights[0].numpy()  # (H, n, n)
     fig = retrieval_maps(att, f"{att.shape[0]}-head retrieval weights (√) on val triple {list(triple)}", sqrt=True,
                          rows=[to_steps(p) for p in triple], red_row=to_steps(joint_period(triple)))
     save(fig, path)

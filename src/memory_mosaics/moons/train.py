@@ -1,13 +1,17 @@
-"""Training as in the reference: AdamW without bias correction, LR 1e-2 → 5e-6 linearly, clipped squared error."""
+"""Training as in the reference: AdamW without bias correction, LR 1e-2 → 5e-6 linearly, clipped squared error.
+
+The moons task for training/loop.py's Loop (device, mixed precision, progress bar, checkpoints in the one safe
+format, exact resume); the MLX-style optimiser (optim.py) is the task's choice of optimiser."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
 import torch
 
-from ..training.loop import fit
+from ..training.loop import Loop, Task
 from .data import BLOCK, train_batch
 from .model import MoonsMemory
 from .optim import MLXAdamW, linear_decay
@@ -20,26 +24,58 @@ def clipped_loss(pred: torch.Tensor, target: torch.Tensor, clip: float = 0.5) ->
     return (pred - target).clamp(-clip, clip).square().mean()
 
 
+class MoonsTask(Task):
+    """Random windows of the training triples from a numpy stream; the losses are kept (and saved) per step."""
+
+    def __init__(self, n_head: int, seed: int, iters: int, batch: int, block: int, log, log_every: int,
+                 reference: bool, device, files: dict | None):
+        torch.manual_seed(seed)  # the seed fixes both the init (torch) and the data stream (numpy)
+        self.rng = np.random.default_rng(seed)
+        self.model = MoonsMemory(n_head).to(device)
+        self.n_head, self.seed, self.iters, self.batch, self.block = n_head, seed, iters, batch, block
+        self.log, self.log_every, self.reference, self.device = log, log_every, reference, device
+        self._files = {name: json.dumps(d, indent=2).encode() for name, d in (files or {}).items()}
+        self.losses: list[float] = []
+        self.t0 = time.perf_counter()
+
+    def make_optimizer(self, model):
+        return MLXAdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=2e-8, weight_decay=0.0)
+
+    def lr_at(self, step: int) -> float:
+        return linear_decay(step, LR, END_LR, self.iters)
+
+    def loss(self, model, micro: int) -> torch.Tensor:
+        x, y = (t.to(self.device) for t in train_batch(self.rng, self.batch, self.block))
+        return clipped_loss(model(x, reference=self.reference), y)
+
+    def after_step(self, step, loss, lr, seconds):
+        self.losses.append(loss)
+        it = step - 1
+        if self.log and (it % self.log_every == 0 or it == self.iters - 1):
+            self.log(f"heads {self.n_head} seed {self.seed} iter {it:4d} loss {loss:.5f} "
+                     f"({time.perf_counter() - self.t0:.0f} s)")
+
+    def state(self) -> dict:
+        return {"data_rng": self.rng.bit_generator.state, "losses": self.losses}
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["data_rng"]
+        self.losses = state["losses"]
+
+    def files(self) -> dict[str, bytes]:
+        return self._files
+
+
 def train(n_head: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,
-          log=print, log_every: int = 50, reference: bool = False, device="cpu", progress: bool = False):
-    """Train one model (on `device`; returned on the CPU, in eval mode). The seed fixes both the init (torch) and
-    the data stream (numpy). Returns (model, per-iteration losses, seconds)."""
+          log=print, log_every: int = 50, reference: bool = False, device="cpu", progress: bool = False,
+          out=None, resume=None, amp=None, files: dict | None = None, checkpoint_every: int | None = None):
+    """Train one model (on `device`; returned on the CPU, in eval mode). Returns (model, per-iteration losses,
+    seconds). out: write checkpoints there (with `files`, JSON-able dicts); resume: (checkpoint, state) to continue
+    from (training/loop.resume_run); amp: the autocast dtype (CUDA) or None."""
     if iters < 1 or batch < 1 or block < 2:
         raise ValueError(f"need iters >= 1, batch >= 1, block >= 2; got {iters}, {batch}, {block}")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = MoonsMemory(n_head).to(device)
-    opt = MLXAdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=2e-8, weight_decay=0.0)
-    t0 = time.perf_counter()
-
-    def after_step(step, record):
-        it = step - 1
-        if log and (it % log_every == 0 or it == iters - 1):
-            log(f"heads {n_head} seed {seed} iter {it:4d} loss {record['loss']:.5f} ({time.perf_counter() - t0:.0f} s)")
-
-    history = fit(model, opt, steps=iters, lr_at=lambda it: linear_decay(it, LR, END_LR, iters),
-                  batch=lambda it: tuple(t.to(device) for t in train_batch(rng, batch, block)),
-                  loss=lambda m, x, y: clipped_loss(m(x, reference=reference), y), after_step=after_step,
-                  progress=progress)
-    model.eval()
-    return model.cpu(), [h["loss"] for h in history], time.perf_counter() - t0
+    task = MoonsTask(n_head, seed, iters, batch, block, log, log_every, reference, device, files)
+    Loop(task, steps=iters, out=out, checkpoint_every=checkpoint_every, keep=2, progress=progress, device=device,
+         amp=amp, resume=resume, command="mosaic moons").run()
+    model = task.model.eval()
+    return model.cpu(), task.losses, time.perf_counter() - task.t0

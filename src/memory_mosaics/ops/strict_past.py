@@ -55,6 +55,50 @@ def strict_past_retrieval_reference(
     return weights @ v
 
 
+def _cpu_flash_ops():
+    """PyTorch's CPU flash-attention forward and backward ops (what SDPA runs on CPU), or None where absent."""
+    ops = torch.ops.aten
+    if hasattr(ops, "_scaled_dot_product_flash_attention_for_cpu") and hasattr(
+            ops, "_scaled_dot_product_flash_attention_for_cpu_backward"):
+        return ops._scaled_dot_product_flash_attention_for_cpu, ops._scaled_dot_product_flash_attention_for_cpu_backward
+    return None
+
+
+class _StrictPastSelf(torch.autograd.Function):
+    """Strict-past retrieval with the queries equal to the keys (the context memory), on CPU's flash kernel.
+
+    The same shifted causal attention as `strict_past_retrieval`, without autograd through the slices: there, the
+    backward pass zero-fills a (B, H, T, D) gradient for each of q[1:], k[:-1] and v[:-1], copies each in and adds
+    the two key gradients. Here the key gradient is assembled in one pass, dq_{t-1} + dk_t, straight into the
+    keys' memory order (so the normalisation's backward that follows reads matching layouts), and the output is
+    written with its zero first row without filling the rest."""
+
+    @staticmethod
+    def forward(ctx, k, v):
+        fwd, _ = _cpu_flash_ops()
+        y, lse = fwd(k[:, :, 1:], k[:, :, :-1], v[:, :, :-1], 0.0, True, scale=1.0)  # (B, H, T-1, D)
+        B, H, T, D = v.shape
+        out = y.new_empty(B, T, H, D).transpose(1, 2)  # SDPA's (B, T, H, D) order: merge_heads stays a view
+        out[:, :, 0] = 0.0
+        out[:, :, 1:] = y
+        ctx.save_for_backward(k, v, y, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        k, v, y, lse = ctx.saved_tensors
+        _, bwd = _cpu_flash_ops()
+        dq, dk, dv = bwd(grad[:, :, 1:], k[:, :, 1:], k[:, :, :-1], v[:, :, :-1], y, lse, 0.0, True, scale=1.0)
+        gk = torch.empty_like(k)
+        gk[:, :, 0] = dk[:, :, 0]
+        torch.add(dq[:, :, :-1], dk[:, :, 1:], out=gk[:, :, 1:-1])
+        gk[:, :, -1] = dq[:, :, -1]
+        gv = torch.empty_like(v)
+        gv[:, :, :-1] = dv
+        gv[:, :, -1] = 0.0
+        return gk, gv
+
+
 def strict_past_retrieval(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, training: bool = False,
     key_mask: torch.Tensor | None = None,
@@ -66,6 +110,9 @@ def strict_past_retrieval(
     if T == 1:
         return torch.zeros_like(v)
     p = dropout_p if training else 0.0
+    if (q is k and p == 0.0 and not q.is_cuda and k.shape[-2] == T
+            and torch.is_grad_enabled() and (k.requires_grad or v.requires_grad) and _cpu_flash_ops()):
+        return _StrictPastSelf.apply(k, v)
     v_read = v[:, :, :-1]
     if p > 0.0 and not q.is_cuda:
         v_read, p = key_dropout(v_read, p), 0.0

@@ -2,7 +2,8 @@
 
 from .checkpoint import CheckpointError, load_model, save_checkpoint
 from .config import TrainConfig, merge_for_resume
-from .trainer import TrainingInterrupted, train
+from .loop import Loop, Task, TrainingInterrupted
+from .trainer import train
 
-__all__ = ["CheckpointError", "TrainConfig", "TrainingInterrupted", "load_model", "merge_for_resume", "save_checkpoint",
-           "train"]
+__all__ = ["CheckpointError", "Loop", "Task", "TrainConfig", "TrainingInterrupted", "load_model", "merge_for_resume",
+           "save_checkpoint", "train"]

@@ -291,9 +291,11 @@ def load_state(ckpt: Path) -> dict[str, Any]:
     return state
 
 
-def resumable(run_dir: str | Path, log: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
+def resumable(run_dir: str | Path, log: Callable[[str], None] | None = None,
+              need: tuple[str, ...] = FILES) -> tuple[Path, dict[str, Any]]:
     """(checkpoint, state) to resume from: the one `latest` names, or, when it is corrupt, the newest older one
-    that is intact (said through `log`). CheckpointError naming the problem when none is usable."""
+    that is intact (said through `log`); `need`: the files it must hold. CheckpointError naming the problem when
+    none is usable."""
     run_dir = Path(run_dir)
     ckpts = checkpoints(run_dir)
     try:
@@ -309,7 +311,7 @@ def resumable(run_dir: str | Path, log: Callable[[str], None] | None = None) -> 
     for ckpt in candidates:
         _refuse_legacy(ckpt)  # an old-format run: say so, never fall back past it to an even older one
         try:
-            verify(ckpt, need=FILES)
+            verify(ckpt, need=need)
             state = load_state(ckpt)
         except CheckpointError as err:
             problems.append(str(err))

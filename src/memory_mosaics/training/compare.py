@@ -102,14 +102,15 @@ def _score(run_dir: Path, spec: dict, contexts, ood_data: str, device: str) -> d
     from ..data import encode_documents, load_documents
     from ..evaluation import per_position_loss
     from .checkpoint import load_model
-    from .trainer import autocast_dtype, prepare_data
+    from .loop import autocast_dtype
+    from .trainer import prepare_data
 
     cfg = TrainConfig(**spec["train"])
     model, tokenizer, _, _ = load_model(run_dir, device=device)
     _, _, val_tok, data_key = prepare_data(cfg, tokenizer)
     block = model.config.block_size
     bs = cfg.eval_batch_size or cfg.batch_size // cfg.grad_accum
-    amp = autocast_dtype(cfg, torch.device(device))  # score in the precision the run trained in
+    amp = autocast_dtype(cfg.dtype, torch.device(device))  # score in the precision the run trained in
     out = {"data_key": data_key, "positions": {}}
     for k in contexts:
         if spec["model"] == "transformer" and k * block > block:

@@ -46,6 +46,13 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
+def refuse_torchrun(command: str) -> None:
+    """ICL and three moons train small models in one process (one GPU or the CPU): under torchrun, say so."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise ValueError(f"{command} runs in one process (its models fit one device); launch it without torchrun "
+                         f"(DDP / FSDP are for `mosaic train`)")
+
+
 def parse_device(name: str) -> torch.device:
     """auto | cpu | cuda | cuda:N -> torch.device; ValueError (one line) for anything else or a missing GPU."""
     if name == "auto":
@@ -132,9 +139,12 @@ def optim_state(model: torch.nn.Module, optimizer, fsdp: bool) -> dict:
 
 
 def load_optim_state(model: torch.nn.Module, optimizer, state: dict, fsdp: bool) -> None:
-    if fsdp:
+    """Into a sharded (fsdp) or plain optimizer; a state saved by FSDP (keyed by parameter name, not index) also
+    loads into a plain one, so an FSDP run resumes in one process."""
+    by_name = any(isinstance(k, str) for k in state.get("state", {}))
+    if fsdp or by_name:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=fsdp))
     else:
         optimizer.load_state_dict(state)

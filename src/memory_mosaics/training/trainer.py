@@ -1,4 +1,5 @@
-"""The language-model training loop for both models (single process, or torchrun + DDP / FSDP).
+"""Language-model training for both models (single process, or torchrun + DDP / FSDP): the task behind
+training/loop.py's Loop (data, loss, evaluation, metrics.csv, summary).
 
     from memory_mosaics.training import TrainConfig, train
     summary = train(TrainConfig(model="mosaic", preset="tiny", data="input.txt", out="runs/x", max_steps=200))
@@ -9,20 +10,17 @@ data a step sees does not depend on the number of processes — 2 processes × 4
 1 process × 8. Schedule: linear warm-up then cosine to min_lr (optim.warmup_cosine). Evaluation uses a fixed
 set of validation windows so curves from different runs and models are comparable.
 
-SIGINT / SIGTERM (Ctrl-C, or what a scheduler sends before killing a job) stop the run at the next step
-boundary: a checkpoint of that step is written, then `TrainingInterrupted` is raised (`mosaic train` exits 130 /
-143). Resuming from it continues bit-exactly. A second Ctrl-C stops at once (KeyboardInterrupt, no checkpoint).
+SIGINT / SIGTERM stop the run at the next step boundary with a checkpoint (loop.py: `TrainingInterrupted`;
+`mosaic train` exits 130 / 143); resuming from it continues bit-exactly.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -41,11 +39,11 @@ from ..data import (
 )
 from ..evaluation import per_position_loss
 from ..jsonsafe import dumps
-from ..optim import build_adamw, set_lr, warmup_cosine
+from ..optim import build_adamw, warmup_cosine
 from . import checkpoint as ckpt_io
 from . import distributed as D
 from .config import TrainConfig, changed_fields, merge_for_resume
-from .loop import optimizer_step, progress_bar
+from .loop import Loop, StopOnSignal, Task, TrainingInterrupted, autocast_dtype, check_out
 from .metrics import MetricsLog
 
 
@@ -70,102 +68,13 @@ def model_config_for(cfg: TrainConfig, vocab_size: int):
     return CONFIGS[cfg.model].preset(cfg.preset, **args)
 
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """None (float32) or the autocast dtype; mixed precision only on CUDA."""
-    if cfg.dtype == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if cfg.dtype == "float32":
-        return None
-    if device.type != "cuda":
-        raise ValueError(f"--dtype {cfg.dtype} (mixed precision) needs a CUDA device; use --dtype float32 on {device}")
-    return getattr(torch, cfg.dtype)
-
-
-def rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT / SIGTERM stopped training at a step boundary, after saving a checkpoint of that step."""
-
-    def __init__(self, signum: int, step: int, checkpoint: Path):
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint} — continue with "
-                         f"`mosaic train --out {checkpoint.parent} --resume`")
-
-
-class _StopOnSignal:
-    """Records SIGINT / SIGTERM instead of dying, so the loop can checkpoint at the next step boundary.
-    A second SIGINT raises KeyboardInterrupt at once. Only the main thread can set handlers."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def arm(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def disarm(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old.clear()
-
-
-def _writable_ancestor(path: Path) -> Path:
-    """The nearest existing folder at or above `path`: where creating `path` starts."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return probe
-
-
-def _check_out_dir(cfg: TrainConfig) -> Path:
-    if not cfg.out:
-        raise ValueError("no output directory given (pass --out DIR)")
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    base = _writable_ancestor(out)
-    if not base.is_dir():
-        raise ValueError(f"cannot create --out {out}: {base} is not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write to --out {out}: {base} is not writable" if base == out else
-                         f"cannot create --out {out}: {base} is not writable")
-    if cfg.resume and not ckpt_io.has_checkpoint(out):
-        raise ValueError(f"nothing to resume: {out} has no checkpoint (drop --resume to start a new run)")
-    if not cfg.resume and ckpt_io.has_checkpoint(out):
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-    return out
-
-
 def train(cfg: TrainConfig, tokenizer=None, given: dict | None = None) -> dict:
     """Train as configured; returns the summary also written to OUT/summary.json ({} on ranks other than 0).
     cfg.resume continues the run in cfg.out: its saved config with the `given` fields applied (default: those of
     cfg that differ from the defaults; `mosaic train` passes its flags) — refused where they would change the run.
     A resumed run already at max_steps changes nothing and returns its existing summary. A given tokenizer is
     used instead of training one (training/compare.py: every run on the same tokens)."""
-    out = _check_out_dir(cfg)
+    out = check_out(cfg.out, cfg.resume)
     resume = None
     if cfg.resume:  # decided once, here: the checkpoint to continue, and the config it continues with
         resume = ckpt_io.resumable(out, log=_note if int(os.environ.get("RANK", 0)) == 0 else None)
@@ -175,10 +84,10 @@ def train(cfg: TrainConfig, tokenizer=None, given: dict | None = None) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     info, device = D.setup(cfg.device)
-    stop = _StopOnSignal()
+    stop = StopOnSignal()
     try:
-        run = _Run.prepare(cfg, out, info, device, resume, tokenizer)
-        return run.summary_if_done() if run.done else run.fit(stop)
+        task = LanguageModelTask.prepare(cfg, out, info, device, resume, tokenizer)
+        return task.summary_if_done() if task.done else task.fit(resume, stop)
     finally:
         stop.disarm()
         D.teardown()
@@ -198,17 +107,17 @@ def _schedule_note(cfg: TrainConfig, step: int) -> str:
     return text
 
 
-class _Run:
-    """One language-model training run: its data, model, optimiser and state, then the loop (training/loop.py's
-    optimizer_step with DDP / FSDP, mixed precision, logging and checkpoints around it)."""
+class LanguageModelTask(Task):
+    """One language-model training run as the loop's task: its data, model and sampler; the loss of a
+    micro-batch, evaluation and metrics.csv after a step; the sampler and data key in each checkpoint."""
 
     @classmethod
     def prepare(cls, cfg: TrainConfig, out: Path, info: D.DistInfo, device: torch.device, resume,
-                tokenizer=None) -> _Run:
+                tokenizer=None) -> LanguageModelTask:
         """Everything that can fail on user input, before the first write to OUT."""
         self = cls()
         self.cfg, self.out, self.info, self.device = cfg, out, info, device
-        self.amp_dtype = autocast_dtype(cfg, device)
+        self.amp_dtype = autocast_dtype(cfg.dtype, device)
         self.micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
         if self.micro_global % info.world:
             raise ConfigError(f"batch_size / grad_accum = {self.micro_global} must be divisible by the "
@@ -238,7 +147,10 @@ class _Run:
             if saved_config != self.model_config:
                 raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
                                   f"from this run's {self.model_config.to_dict()}")
-        self._build()
+        torch.manual_seed(cfg.seed)  # identical initialisation on every process
+        self.model = build_model(self.model_config).to(device)
+        self.sampler = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
         return self
 
     def _check_saved(self) -> None:
@@ -259,69 +171,65 @@ class _Run:
         summary = self.out / "summary.json"
         return ckpt_io.read_json(self.out, "summary.json") if self.info.main and summary.is_file() else {}
 
-    def _build(self) -> None:
-        """Model (identically initialised on every process), wrapper, optimiser, scaler, sampler; the saved
-        state restored when resuming."""
-        cfg, info, device, saved = self.cfg, self.info, self.device, self.saved
-        torch.manual_seed(cfg.seed)  # identical initialisation on every process
-        self.raw = build_model(self.model_config).to(device)
-        if saved is not None:
-            ckpt_io.load_weights(self.raw, self.ckpt_dir / "model.safetensors")
-        self.model = D.wrap(self.raw, info, device, cfg.fsdp)
-        self.optimizer = build_adamw(self.raw, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.sampler = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
-        self.step = 0
-        if saved is not None:
-            try:
-                D.load_optim_state(self.model, self.optimizer, saved["optimizer"], cfg.fsdp)
-                self.scaler.load_state_dict(saved["scaler"])
-                self.sampler.set_state(saved["sampler"])
-                rngs = saved["rng"]  # per rank; a run resumed on a different process count reuses rank 0's
-                set_rng_state(rngs[info.rank] if len(rngs) == info.world else rngs[0], device)
-            except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-                raise ckpt_io.CheckpointError(
-                    f"checkpoint {self.ckpt_dir}: its training state does not fit this run "
-                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
-            self.step = saved["step"]
-        self.fwd = torch.compile(self.model) if cfg.compile else self.model
+    # The task's pieces (loop.Task).
+    def make_optimizer(self, model):
+        cfg = self.cfg
+        return build_adamw(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
 
-    # The task-specific pieces the loop runs: a micro-batch's loss, DDP's gradient sync, evaluation.
-    def micro_loss(self, micro: int) -> torch.Tensor:
+    def lr_at(self, step: int) -> float:
+        cfg = self.cfg
+        return warmup_cosine(step, lr=cfg.lr, warmup=cfg.warmup_steps, total=cfg.decay_steps, min_lr=cfg.min_lr)
+
+    def loss(self, model, micro: int) -> torch.Tensor:
         """A micro-batch of windows drawn by the shared sampler: the same data whatever the process count."""
         starts = torch.randint(len(self.train_tok) - self.block, (self.micro_global,), generator=self.sampler)
         rank = self.info.rank
         x, y = windows_at(self.train_tok, starts.tolist()[rank * self.per_rank:(rank + 1) * self.per_rank], self.block)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
-            logits = self.fwd(x)  # (B, T, V)
+        logits = model(x)  # (B, T, V)
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-    def no_sync(self, micro: int):
-        """DDP all-reduces the gradients on the last micro-batch only."""
-        last = micro == self.cfg.grad_accum - 1
-        return self.model.no_sync() if (self.info.enabled and not self.cfg.fsdp and not last) else nullcontext()
 
     def evaluate(self) -> float:
         eval_bs = self.cfg.eval_batch_size or self.micro_global  # independent of the process count
-        return per_position_loss(self.raw, self.val_tok, self.block, self.cfg.eval_batches, eval_bs,
+        return per_position_loss(self.model, self.val_tok, self.block, self.cfg.eval_batches, eval_bs,
                                  seed=self.cfg.seed + 1, device=self.device, autocast_dtype=self.amp_dtype).loss
 
-    def save(self, at_step: int) -> Path:
-        cfg, info = self.cfg, self.info
-        m_state = D.model_state(self.model, self.raw, cfg.fsdp)
-        o_state = D.optim_state(self.model, self.optimizer, cfg.fsdp)
-        rngs = D.gather_objects(rng_state(self.device), info)
-        if info.main:
-            state = {"step": at_step, "optimizer": o_state, "scaler": self.scaler.state_dict(), "rng": rngs,
-                     "sampler": self.sampler.get_state(), "data_key": self.key, "world": info.world}
-            ckpt_io.save_checkpoint(self.out, at_step, model_state=m_state, model_config=self.model_config.to_dict(),
-                                    tokenizer=self.tokenizer.to_dict(), train_config=cfg.to_dict(), state=state,
-                                    keep=cfg.keep_checkpoints)
-        return self.out / f"ckpt-{at_step:07d}"
+    def after_step(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        """Evaluation and a metrics.csv row on their intervals; tokens/s over the steps since the last row."""
+        cfg = self.cfg
+        self.train_loss = loss
+        self.steps_since += 1
+        self.train_time += seconds
+        if not math.isfinite(loss):
+            raise ValueError(f"training loss is {loss} at step {step}; lower --lr or use --dtype float32")
+        is_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps
+        row_val = None
+        if is_eval:
+            self.val_loss = row_val = self.evaluate()
+        if step % cfg.log_interval == 0 or is_eval:
+            self.tok_s = self.steps_since * self.tokens_per_step / max(self.train_time, 1e-9)
+            self.total_train_time += self.train_time
+            self.steps_since, self.train_time = 0, 0.0
+            if self.metrics:
+                self.metrics.log(step=step, tokens=step * self.tokens_per_step, lr=lr, train_loss=loss,
+                                 val_loss=row_val if row_val is not None else "", tok_per_s=round(self.tok_s, 1),
+                                 elapsed_s=round(time.time() - self.t_start, 3))
 
-    def _open_log(self) -> MetricsLog | None:
+    def postfix(self) -> dict:
+        return dict(val=f"{self.val_loss:.4f}", tok_s=f"{self.tok_s:,.0f}")
+
+    def state(self) -> dict:
+        return {"sampler": self.sampler.get_state(), "data_key": self.key}
+
+    def load_state(self, state: dict) -> None:
+        self.sampler.set_state(state["sampler"])
+
+    def files(self) -> dict[str, bytes]:
+        return {"model_config.json": json.dumps(self.model_config.to_dict(), indent=2).encode(),
+                "tokenizer.json": json.dumps(self.tokenizer.to_dict()).encode(),
+                "train_config.json": json.dumps(self.cfg.to_dict(), indent=2).encode()}
+
+    def _open_log(self, step: int) -> MetricsLog | None:
         if not self.info.main:
             return None
         cfg, out = self.cfg, self.out
@@ -329,77 +237,43 @@ class _Run:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ValueError(f"cannot create --out {out}: {err.strerror or err}") from None
-        metrics = MetricsLog(out, cfg, resume_step=self.step if self.saved is not None else None)
+        metrics = MetricsLog(out, cfg, resume_step=step if self.saved is not None else None)
         if self.saved is not None:
-            _note(_schedule_note(cfg, self.step))
-        print(f"{cfg.model} ({cfg.preset}): {self.raw.num_params():,} parameters, vocab "
+            _note(_schedule_note(cfg, step))
+        print(f"{cfg.model} ({cfg.preset}): {self.model.num_params():,} parameters, vocab "
               f"{self.model_config.vocab_size}, context {self.block}; {len(self.train_tok):,} train / "
               f"{len(self.val_tok):,} val tokens; {self.info.world} process(es) on {self.device}", flush=True)
         return metrics
 
-    def fit(self, stop: _StopOnSignal) -> dict:
-        """The loop: a step, then logging / evaluation / checkpoints on their intervals; a signal stops it at a
-        step boundary with a checkpoint (TrainingInterrupted)."""
+    def fit(self, resume, stop: StopOnSignal) -> dict:
+        """The loop (loop.Loop: DDP / FSDP, mixed precision, checkpoints, signals), then the summary."""
         cfg, info, out = self.cfg, self.info, self.out
-        metrics = self._open_log()
-        bar = progress_bar(cfg.max_steps, cfg.progress and info.main, initial=self.step)
-        tokens_per_step = cfg.batch_size * self.block
-        ckpt_every = cfg.checkpoint_interval or cfg.eval_interval
-        t_start, steps_since, train_time, total_train_time = time.time(), 0, 0.0, 0.0  # train_time: no evals
-        train_loss = val_loss = float("nan")
-        tok_s = 0.0
-        self.model.train()
-        stop.arm()  # from here on, SIGINT / SIGTERM mean "checkpoint at the next step boundary, then stop"
-        while self.step < cfg.max_steps:
-            t_step = time.time()
-            lr = warmup_cosine(self.step, lr=cfg.lr, warmup=cfg.warmup_steps, total=cfg.decay_steps,
-                               min_lr=cfg.min_lr)
-            set_lr(self.optimizer, lr)
-            losses = optimizer_step(self.model, self.optimizer, self.micro_loss, accum=cfg.grad_accum,
-                                    grad_clip=cfg.grad_clip, scaler=self.scaler, no_sync=self.no_sync)
-            self.step += 1
-            step = self.step
-            steps_since += 1
-            train_loss = D.all_mean(torch.stack(losses).mean().item(), info, self.device)  # .item() syncs
-            train_time += time.time() - t_step
-            if not math.isfinite(train_loss):
-                raise ValueError(f"training loss is {train_loss} at step {step}; lower --lr or use --dtype float32")
-            is_eval = step % cfg.eval_interval == 0 or step == cfg.max_steps
-            is_log = step % cfg.log_interval == 0 or is_eval
-            row_val = None
-            if is_eval:
-                val_loss = row_val = self.evaluate()
-            if is_log:
-                now = time.time()
-                tok_s = steps_since * tokens_per_step / max(train_time, 1e-9)
-                total_train_time += train_time
-                steps_since, train_time = 0, 0.0
-                if metrics:
-                    metrics.log(step=step, tokens=step * tokens_per_step, lr=lr, train_loss=train_loss,
-                                val_loss=row_val if row_val is not None else "", tok_per_s=round(tok_s, 1),
-                                elapsed_s=round(now - t_start, 3))
-            bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
-            bar.update(1)
-            saved_now = step % ckpt_every == 0 or step == cfg.max_steps
-            if saved_now:
-                self.save(step)
-            signum = D.any_signal(stop.signum, info, self.device)  # every process stops at the same step
-            if signum is not None and step < cfg.max_steps:
-                bar.close()
-                where = self.save(step) if not saved_now else out / f"ckpt-{step:07d}"
-                if metrics:
-                    metrics.close()
-                raise TrainingInterrupted(signum, step, where)
-        bar.close()
-        trained_steps = self.step - (self.saved["step"] if self.saved is not None else 0)
-        summary = {"model": cfg.model, "preset": cfg.preset, "params": self.raw.num_params(), "step": self.step,
-                   "tokens": self.step * tokens_per_step, "train_loss": train_loss, "val_loss": val_loss,
-                   "val_perplexity": math.exp(min(val_loss, 700)) if math.isfinite(val_loss) else None,
-                   "elapsed_s": round(time.time() - t_start, 2), "processes": info.world,
-                   "train_tok_per_s": round(trained_steps * tokens_per_step / total_train_time, 1)
-                   if total_train_time > 0 else None}
+        fsdp = cfg.fsdp and (info.enabled or self.saved is None)  # an FSDP run resumed in one process: unsharded
+        loop = Loop(self, steps=cfg.max_steps, out=out, grad_clip=cfg.grad_clip, accum=cfg.grad_accum,
+                    checkpoint_every=cfg.checkpoint_interval or cfg.eval_interval, keep=cfg.keep_checkpoints,
+                    progress=cfg.progress, info=info, device=self.device, amp=self.amp_dtype, fsdp=fsdp,
+                    compile=cfg.compile, resume=resume)
+        self.metrics = self._open_log(loop.step)
+        self.tokens_per_step = cfg.batch_size * self.block
+        self.t_start, self.steps_since, self.train_time, self.total_train_time = time.time(), 0, 0.0, 0.0
+        self.train_loss = self.val_loss = float("nan")
+        self.tok_s = 0.0
+        try:
+            loop.run(stop)
+        except TrainingInterrupted:
+            if self.metrics:
+                self.metrics.close()
+            raise
+        trained_steps = loop.step - (self.saved["step"] if self.saved is not None else 0)
+        summary = {"model": cfg.model, "preset": cfg.preset, "params": self.model.num_params(), "step": loop.step,
+                   "tokens": loop.step * self.tokens_per_step, "train_loss": self.train_loss,
+                   "val_loss": self.val_loss,
+                   "val_perplexity": math.exp(min(self.val_loss, 700)) if math.isfinite(self.val_loss) else None,
+                   "elapsed_s": round(time.time() - self.t_start, 2), "processes": info.world,
+                   "train_tok_per_s": round(trained_steps * self.tokens_per_step / self.total_train_time, 1)
+                   if self.total_train_time > 0 else None}
         if not info.main:
             return {}
-        metrics.close()
+        self.metrics.close()
         (out / "summary.json").write_text(dumps(summary, indent=2))
         return summary

@@ -1,0 +1,155 @@
+"""ICL and three moons train through the one loop (training/loop.py): checkpoints in the safe format, exact resume
+after SIGTERM, one-line errors for bad resume input, never a pickle."""
+
+import json
+import os
+import pickle
+import signal
+
+import pytest
+import torch
+
+from memory_mosaics.cli import main
+from memory_mosaics.icl import train as icl_train
+from memory_mosaics.moons.experiment import load_model
+from memory_mosaics.moons.train import MoonsTask
+from memory_mosaics.training import checkpoint as ck
+from memory_mosaics.training.safe_state import pack
+
+ICL = {
+    "regbench": ["icl", "--task", "regbench", "--model", "mosaic", "--layers", "1", "--envs", "4", "--n-test", "6",
+                 "--steps", "8", "--no-progress"],
+    "mqar": ["icl", "--task", "mqar", "--model", "mosaic", "--seq-len", "16", "--vocab", "40", "--pairs", "2",
+             "--test-batch", "8", "--steps", "8", "--no-progress"],
+}
+MOONS = ["moons", "--heads", "3", "--iters", "6", "--batch", "2", "--block", "30", "--eval-windows", "2",
+         "--context-stride", "50", "--checkpoint-every", "4", "--no-progress"]
+
+
+def sigterm_at_batch(monkeypatch, owner, name, at_call):
+    """Send SIGTERM to this process while the loop draws the batch of step `at_call` (1-based)."""
+    real, calls = getattr(owner, name), {"n": 0}
+
+    def draw(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(owner, name, draw)
+
+
+def assert_same_state(a, b, step, keys):
+    ca, cb = a / f"ckpt-{step:07d}", b / f"ckpt-{step:07d}"
+    assert (ca / "model.safetensors").read_bytes() == (cb / "model.safetensors").read_bytes()
+    sa, sb = ck.load_state(ca), ck.load_state(cb)
+    assert sa["step"] == sb["step"] == step
+    for key in ("optimizer", "rng", *keys):
+        tree_a, tens_a = pack(sa[key])
+        tree_b, tens_b = pack(sb[key])
+        assert tree_a == tree_b, key
+        assert all(torch.equal(tens_a[k], tens_b[k]) for k in tens_a), key
+
+
+def one_line_error(capsys, argv, *needles):
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.mark.parametrize("task, owner", [("regbench", icl_train.RegBenchTask), ("mqar", icl_train.StreamTask)])
+def test_icl_sigterm_then_resume_equals_a_straight_run(tmp_path, monkeypatch, capsys, restore_threads, task, owner):
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert main([*ICL[task], "--out", str(straight)]) == 0
+    sigterm_at_batch(monkeypatch, owner, "batch", at_call=3)
+    capsys.readouterr()
+    assert main([*ICL[task], "--out", str(run)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped by SIGTERM at step 3" in err[0] and "mosaic icl" in err[0], err
+    assert ck.step_of(ck.resolve(run)) == 3 and not (run / "results.json").exists()
+    monkeypatch.undo()
+    assert main([*ICL[task], "--out", str(run), "--resume"]) == 0
+    a, b = (json.loads((p / "results.json").read_text()) for p in (straight, run))
+    assert len(a["history"]) == 8 and a["history"] == b["history"] and a["evals"] == b["evals"]
+    assert (a["accuracy"], a.get("best_step")) == (b["accuracy"], b.get("best_step"))
+    assert_same_state(straight, run, 8, ["data_rng", "history"] + (["order", "best"] if task == "regbench" else []))
+
+
+def test_moons_sigterm_then_resume_equals_a_straight_run(tmp_path, monkeypatch, capsys):
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert main([*MOONS, "--out", str(straight)]) == 0
+    sigterm_at_batch(monkeypatch, MoonsTask, "loss", at_call=3)  # step 3: not a checkpoint step
+    capsys.readouterr()
+    assert main([*MOONS, "--out", str(run)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped by SIGTERM at step 3" in err[0], err
+    assert [p.name for p in ck.checkpoints(run)] == ["ckpt-0000003"] and not (run / "summary.json").exists()
+    monkeypatch.undo()
+    assert main([*MOONS, "--out", str(run), "--resume"]) == 0
+    a, b = (json.loads((p / "summary.json").read_text()) for p in (straight, run))
+    assert a["final_loss"] == b["final_loss"] and a["val"]["error_5"] == b["val"]["error_5"]
+    assert [p.name for p in ck.checkpoints(run)] == ["ckpt-0000004", "ckpt-0000006"]
+    assert_same_state(straight, run, 6, ["data_rng", "losses"])
+    assert len(ck.load_state(run / "ckpt-0000006")["losses"]) == 6
+
+
+def test_icl_and_moons_checkpoints_resume_and_load_without_pickle(tmp_path, monkeypatch, restore_threads):
+    icl, moons = tmp_path / "icl", tmp_path / "moons"
+    assert main([*ICL["mqar"], "--out", str(icl)]) == 0
+    assert main([*MOONS, "--out", str(moons)]) == 0
+
+    def refuse(*args, **kw):
+        raise AssertionError("unpickling was attempted")
+
+    for owner, name in ((pickle, "load"), (pickle, "loads"), (torch, "load")):
+        monkeypatch.setattr(owner, name, refuse)
+    assert main([*ICL["mqar"], "--out", str(icl), "--resume"]) == 0  # already at its last step: re-scored
+    assert main([*MOONS, "--out", str(moons), "--resume"]) == 0
+    assert load_model(moons).n_head == 3
+    files = {p.name for p in ck.resolve(icl).iterdir()}
+    assert {"model.safetensors", "state.safetensors", "state.json", "manifest.json"} <= files
+    assert not any(name.endswith((".pt", ".pkl", ".bin")) for name in files)
+
+
+def test_bad_resume_input_is_one_line(tmp_path, capsys, monkeypatch, restore_threads):
+    icl, moons = tmp_path / "icl", tmp_path / "moons"
+    one_line_error(capsys, [*ICL["mqar"], "--out", str(icl), "--resume"], "nothing to resume")
+    one_line_error(capsys, [*MOONS, "--out", str(moons), "--resume"], "nothing to resume")
+    assert main([*ICL["mqar"], "--out", str(icl)]) == 0
+    assert main([*MOONS, "--out", str(moons)]) == 0
+    one_line_error(capsys, [*ICL["mqar"], "--out", str(icl)], "already holds a run", "--resume")
+    one_line_error(capsys, [*MOONS, "--out", str(moons)], "already holds a run", "--resume")
+    one_line_error(capsys, [*ICL["mqar"], "--out", str(icl), "--resume", "--lr", "0.5"],
+                   "cannot resume into a different config", "lr")
+    one_line_error(capsys, [*MOONS, "--out", str(moons), "--resume", "--batch", "3"],
+                   "cannot resume into a different config", "batch")
+    for run, argv in ((icl, ICL["mqar"]), (moons, MOONS)):
+        for ckpt in ck.checkpoints(run):
+            (ckpt / "state.json").write_text('{"step": "not a step"}')
+        one_line_error(capsys, [*argv, "--out", str(run), "--resume"], "no usable checkpoint")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    one_line_error(capsys, [*ICL["mqar"], "--out", str(tmp_path / "ddp")], "without torchrun")
+    one_line_error(capsys, [*MOONS, "--out", str(tmp_path / "ddp")], "without torchrun")
+
+
+def test_icl_compare_resume_continues_only_runs_with_a_checkpoint(tmp_path, restore_threads, capsys):
+    cmp = ["icl", "--task", "regbench", "--compare", "--layers", "1", "--envs", "4", "--n-test", "6", "--steps",
+           "2", "--jobs", "1", "--no-progress", "--out", str(tmp_path)]
+    assert main(cmp) == 0
+    one_line_error(capsys, cmp, "already holds a run")
+    assert main([*cmp, "--resume"]) == 0
+
+
+def test_backward_only_in_the_training_loop_and_the_speed_bench():
+    """One training loop: every `.backward(` of the library lives in training/loop.py (and bench.py, which times it)."""
+    from pathlib import Path
+
+    import memory_mosaics
+
+    root = Path(memory_mosaics.__file__).parent
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if ".backward(" in p.read_text())
+    assert found == ["bench.py", "training/loop.py"]
