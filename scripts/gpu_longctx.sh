@@ -3,6 +3,7 @@
 #
 #   PYTHONPATH=src OUT=/tmp/out bash scripts/gpu_longctx.sh          # GPU (python3 with torch, no venv needed)
 #   SHRINK=1 OUT=/tmp/out bash scripts/gpu_longctx.sh                # CPU smoke test of the same pipeline (~1 min)
+#   EXTRA="--names token --n-keys 3 --key-density true --far true" ...  # more flags (here: the far-names variant)
 #
 # Trains Memory Mosaic v1, v2, v2 without long-term memory, v2 with fixed m, GPT-2 and the rotary transformer on
 # multi-key retrieval at 256 tokens and scores them at 256/512/1024/2048 (`mosaic longctx`, all six processes
@@ -32,6 +33,8 @@ else
         --n-layer 2 --n-embd 128 --n-head 4 --short-window 64 --long-offset-min 16 --long-offset-max 64)
   LIMIT=225
 fi
+# shellcheck disable=SC2206  # EXTRA is split into flags on purpose
+ARGS+=(${EXTRA:-})
 
 {
   date -u

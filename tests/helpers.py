@@ -62,3 +62,15 @@ def tiny_args(data, out, **over):
                 threads=1)
     args.update(over)
     return args
+
+
+def assert_padded_decoding_is_each_row_alone(model, idx, mask, lengths, new):
+    """Prefill a left-padded batch idx (B, T) with mask, decode `new` (B, n) token by token: each row's prompt
+    logits and every step equal the unpadded forward of that row alone (float64 models)."""
+    logits, cache = model.prefill(idx, mask)
+    steps = [model.decode_step(new[:, j:j + 1], cache) for j in range(new.shape[1])]
+    for i, n in enumerate(lengths):
+        alone = model(torch.cat([idx[i:i + 1, -n:], new[i:i + 1]], dim=1))
+        assert_close(logits[i:i + 1, -n:], alone[:, :n], rtol=1e-10, what=f"prefill row {i}")
+        for j, step in enumerate(steps):
+            assert_close(step[i:i + 1], alone[:, n + j:n + j + 1], rtol=1e-10, what=f"step {j} row {i}")

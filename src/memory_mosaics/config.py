@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Optional
 FFN_KINDS = ("pmem", "mlp", "swiglu")
 IMPLS = ("fast", "reference")
 POSITIONS = ("learned", "rotary", "none")
+WINDOW_CONVENTIONS = ("eq10", "appc")  # v2 short-term window: Eq. 10 reads h-1 past pairs, App. C reads h
+OFFSET_DRAWS = ("layer", "forward")  # v2 long-term offset m in training: a draw per layer, or one per forward
 # Initialisation and output head (layers/init.py): "library" = the authors' Library (Linears
 # N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
 # Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
@@ -138,6 +140,10 @@ class MosaicConfig(_Config):
     long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
     long_offset_max: int = 0
     v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (v2 paper, arXiv 2507.03285)
+    # Readings of the paper where it is ambiguous (docs/long_context.md "Choices"); the defaults are ours.
+    window_convention: str = "eq10"  # "eq10": window h reads j ∈ [t-h+1, t-1] (h-1 pairs); "appc": [t-h, t-1] (h)
+    long_offset_draw: str = "layer"  # "layer": each layer draws its own m per training forward; "forward": one for all
+    v2_per_head: bool = True  # False: the gate g, decay λ and bandwidth β₀, β₁, α are shared by a memory's heads
     # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
     # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
     init: str = "library"
@@ -196,6 +202,9 @@ class MosaicConfig(_Config):
         if (lo or hi) and not (self.long_offset and 1 <= lo <= hi):
             raise ConfigError(f"long_offset_min/max must satisfy 1 ≤ min ≤ max with long_offset ≥ 1 (the inference "
                               f"offset), got min={lo}, max={hi}, long_offset={self.long_offset}")
+        for name, allowed in (("window_convention", WINDOW_CONVENTIONS), ("long_offset_draw", OFFSET_DRAWS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}", key=name)
 
     @property
     def uses_v2_memory(self) -> bool:

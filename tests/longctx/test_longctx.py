@@ -71,10 +71,16 @@ def test_six_models():
     assert cfgs["v2-fixed-m"].long_offset == 16
     assert isinstance(cfgs["gpt2"], TransformerConfig) and cfgs["gpt2"].positions == "learned"
     assert cfgs["rotary"].positions == "rotary"
+    from memory_mosaics.longctx.experiment import ABLATIONS
+
+    for name, switch in ABLATIONS.items():  # the full v2 with one reading of the paper changed
+        assert model_config(name, cfg) == v2.replace(**switch) != v2
 
 
 @pytest.mark.parametrize("bad", [dict(models=("v3",)), dict(train_len=100), dict(depths=(1.5,)),
-                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0)])
+                                 dict(long_offset_min=70), dict(device="tpu"), dict(steps=0), dict(names="nick"),
+                                 dict(transformer_steps=0), dict(models=("v2-window",)), dict(curriculum=1.5),
+                                 dict(n_queries=5), dict(n_queries=0)])
 def test_config_errors(bad):
     with pytest.raises(ValueError):
         LongContextConfig(**bad)
@@ -124,3 +130,50 @@ def test_lm_loss_labels_every_next_token(filler):
     assert np.array_equal(y[:-1], x[1:]) and y[-1] == -100
     x2, y2, _ = T.make_example(filler, 300, 4, 0.5, np.random.default_rng(3))
     assert np.array_equal(x, x2) and np.array_equal(y[y2 != -100], y2[y2 != -100])  # same example, same answer
+
+
+def test_multi_query_labels_every_answer_in_training_and_the_last_when_scoring(filler):
+    x, y, needle = T.make_example(filler, 512, 6, 0.3, np.random.default_rng(4), n_queries=3)
+    text = decode(x)
+    asked = [q.split(" is ")[0] for q in text.split("\nAnswer: The code of ")[1:]]
+    assert len(asked) == len(set(asked)) == 3
+    assert decode(x[needle:needle + 40]).startswith(f" The code of {asked[-1]} is ")  # the last asks the needle
+    assert (y != -100).sum() == 12  # 3 answers × 4 digits
+    codes = [text.split(f" The code of {a} is ")[1][:4] for a in asked]
+    assert decode(y[y != -100]) == "".join(codes)
+    x2, y2, _ = T.make_example(filler, 512, 6, 0.3, np.random.default_rng(4), n_queries=3, label_all=False)
+    assert np.array_equal(x, x2) and decode(y2[y2 != -100]) == codes[-1]
+
+
+def test_token_names_are_one_byte_absent_from_the_filler(filler):
+    assert filler.tokens.max() < 128  # the filler is ASCII
+    x, y, needle = T.make_example(filler, 300, 5, 0.5, np.random.default_rng(5), names="token")
+    names = x[x >= 128]
+    assert len(names) == 5 + 1 and len(set(names[:-1].tolist())) == 5 and names[-1] in names[:-1]
+    assert x[needle + len(" The code of ")] == names[-1]  # the needle's name is the asked one
+
+
+def test_shared_names_share_a_word_with_the_asked_name():
+    names = T.draw_names(9, "shared", np.random.default_rng(6))
+    first, last = names[0].split()
+    assert len(set(names)) == 9
+    assert all((n.split()[0] == first) != (n.split()[1] == last) for n in names[1:])  # exactly one word shared
+
+
+def test_key_density_grows_the_facts_with_length(filler):
+    cfg = LongContextConfig(n_keys=4, key_density=True, names="token", eval_lens=(256, 1024))
+    assert [cfg.facts(L) for L in (256, 512, 1024)] == [4, 8, 16]
+    x, _, _ = cfg.examples(filler, 1, 1024, 0.5, np.random.default_rng(7))
+    assert decode(x[0]).count(" The code of ") == 16 + 1
+    with pytest.raises(ValueError, match="facts per context"):
+        LongContextConfig(n_keys=4, key_density=True, eval_lens=(256, 4096))  # 64 facts > 32 first names
+
+
+def test_curriculum_grows_the_facts_from_one_and_the_length_from_a_quarter(filler):
+    cfg = LongContextConfig(n_keys=4, n_queries=2, curriculum=0.5, names="token")
+    xs = [cfg.examples(filler, 1, 256, None, np.random.default_rng(8), train=True, progress=p)[0][0]
+          for p in (0.0, 0.2, 0.4, 0.5, 0.9)]
+    assert [decode(x).count(" The code of ") for x in xs] == [1 + 1, 2 + 2, 3 + 2, 4 + 2, 4 + 2]  # facts + questions
+    assert [len(x) for x in xs] == [T.min_length(1, 1, "token") + 16, 141, 218, 256, 256]  # 256·(1/4 + 3/4·p/0.5)
+    x, _, _ = cfg.examples(filler, 1, 256, 0.5, np.random.default_rng(8), progress=0.0)  # scoring: never
+    assert decode(x[0]).count(" The code of ") == 4 + 2 and x.shape[1] == 256

@@ -11,7 +11,7 @@ from memory_mosaics import MemoryMosaic, MosaicConfig
 from memory_mosaics.config import ConfigError
 from memory_mosaics.layers import ContextMemory
 from memory_mosaics.layers.three_level_memory import ContextMemoryV2
-from tests.helpers import assert_close, grad_scale
+from tests.helpers import assert_close, assert_padded_decoding_is_each_row_alone, grad_scale
 
 TINY = dict(scan_chunk=4, block_size=32)
 # Each switch alone, and the combinations that matter (h = 5, m = 3 inside a 20-token test: both edges crossed).
@@ -25,6 +25,10 @@ SWITCHES = {
     "v2": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, long_offset=3, long_offset_min=3,
                long_offset_max=9, ffn="swiglu", v2_init=True),
 }
+# The ablations of the paper's ambiguous points, on top of the full v2.
+SWITCHES["appc-window"] = dict(SWITCHES["v2"], window_convention="appc")
+SWITCHES["m-per-forward"] = dict(SWITCHES["v2"], long_offset_draw="forward")
+SWITCHES["shared-heads"] = dict(SWITCHES["v2"], v2_per_head=False)
 
 
 def build(seed=0, **kw):
@@ -172,10 +176,85 @@ def test_bad_v2_config(bad):
         MosaicConfig.preset("tiny", **bad)
 
 
-def test_padding_mask_is_refused_with_a_clear_error():
-    model = build(**SWITCHES["v2"])
-    idx = torch.randint(0, 256, (2, 6))
-    mask = torch.ones(2, 6, dtype=torch.bool)
-    mask[0, 0] = False
-    with pytest.raises(ValueError, match="padding masks are not supported"):
-        model(idx, mask=mask)
+LENGTHS = [13, 6, 1, 9]  # real tokens per left-padded row: past h = 5 and m = 3
+
+
+def _left_padded(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    T = max(LENGTHS)
+    idx = torch.randint(0, 256, (len(LENGTHS), T), generator=g)  # random pad ids: they must not matter
+    mask = torch.arange(T)[None, :] >= torch.tensor([T - n for n in LENGTHS])[:, None]
+    return idx, mask
+
+
+@pytest.mark.parametrize("name", ["v2", "no-long", "adaptive", "appc-window", "shared-heads"])
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_left_padded_rows_equal_rows_alone(name, impl):
+    model = build(**SWITCHES[name], impl=impl).double()
+    idx, mask = _left_padded()
+    out = model(idx, mask)
+    for i, n in enumerate(LENGTHS):
+        assert_close(out[i:i + 1, -n:], model(idx[i:i + 1, -n:]), rtol=1e-10, what=f"row {i}")
+
+
+def test_padded_fast_equals_reference_forward_and_backward():
+    fast = build(**SWITCHES["v2"]).double()
+    ref = copy.deepcopy(fast).set_impl("reference")
+    idx, mask = _left_padded(seed=1)
+    mask[0, 7] = False  # an interior hole too
+    w = torch.randn(*idx.shape, 256, dtype=torch.float64) * mask[..., None]
+    y, y_ref = fast(idx, mask), ref(idx, mask)
+    assert_close(y, y_ref, rtol=1e-10, what="logits")
+    (y * w).sum().backward()
+    (y_ref * w).sum().backward()
+    for (n, p), q in zip(fast.named_parameters(), ref.parameters()):
+        assert_close(p.grad, q.grad, rtol=1e-9, scale=grad_scale(ref), what=f"grad {n}")
+
+
+@pytest.mark.parametrize("name", ["v2", "appc-window"])
+def test_padded_prefill_and_decode_equal_rows_alone(name):
+    model = build(**SWITCHES[name]).double()
+    idx, mask = _left_padded(seed=2)
+    new = torch.randint(0, 256, (len(LENGTHS), 6))
+    assert_padded_decoding_is_each_row_alone(model, idx, mask, LENGTHS, new)
+
+
+def test_pad_keys_are_never_read():
+    # Changing the pad ids (and so the last pad's value, which peeks at the first real token) changes nothing.
+    model = build(**SWITCHES["v2"]).double()
+    idx, mask = _left_padded(seed=3)
+    other = torch.where(mask, idx, (idx + 7) % 256)
+    assert torch.equal(model(idx, mask)[mask], model(other, mask)[mask])
+
+
+def test_window_conventions_read_h_minus_1_or_h_pairs():
+    eq10, appc = (build(short_window=5, window_convention=c).blocks[0].cmem for c in ("eq10", "appc"))
+    assert eq10.lags()["short"] == (1, 4) and appc.lags()["short"] == (1, 5)
+
+
+def test_long_offset_per_forward_is_shared_by_the_layers():
+    model = build(**SWITCHES["m-per-forward"], n_layer=3).train()
+    seen = []
+    for block in model.blocks:
+        block.cmem.register_forward_pre_hook(lambda mod, args: seen.append(mod.lags()["long"][0]))
+    for _ in range(30):
+        seen.clear()
+        model(torch.randint(0, 256, (1, 12)))
+        assert len(set(seen)) == 1 and 3 <= seen[0] <= 9
+    assert all(b.cmem.shared_m is None for b in model.blocks)  # cleared after the pass
+    per_layer = build(**SWITCHES["v2"], n_layer=3).train()
+    draws = [tuple(b.cmem.long_offset() for b in per_layer.blocks) for _ in range(30)]
+    assert any(len(set(d)) > 1 for d in draws)  # the default: each layer its own m
+
+
+def test_shared_heads_have_one_gate_and_one_bandwidth():
+    mem = build(**SWITCHES["shared-heads"]).blocks[0].cmem.memories["short"]
+    assert mem.key.gate.out_features == mem.key.decay.out_features == 1 and mem.theta_alpha.shape == (1,)
+    per_head = build(**SWITCHES["v2"]).blocks[0].cmem.memories["short"]
+    assert per_head.key.gate.out_features == 2 and per_head.theta_alpha.shape == (2,)
+
+
+@pytest.mark.parametrize("bad", [dict(window_convention="app"), dict(long_offset_draw="step")])
+def test_bad_ablation_values(bad):
+    with pytest.raises(ConfigError):
+        MosaicConfig.preset("tiny", **bad)

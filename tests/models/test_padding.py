@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
-from tests.helpers import assert_close, grad_scale
+from tests.helpers import assert_close, assert_padded_decoding_is_each_row_alone, grad_scale
 
 LENGTHS = [9, 5, 1, 7]  # real tokens per row
 
@@ -70,10 +70,4 @@ def test_padded_prefill_and_decode_equal_rows_alone(kind):
     model = _model(kind)
     idx, mask = _left_padded(model.config.vocab_size, seed=2)
     new = torch.randint(0, model.config.vocab_size, (len(LENGTHS), 4))
-    logits, cache = model.prefill(idx, mask)
-    steps = [model.decode_step(new[:, j:j + 1], cache) for j in range(new.shape[1])]
-    for i, n in enumerate(LENGTHS):
-        alone = model(torch.cat([idx[i:i + 1, -n:], new[i:i + 1]], dim=1))
-        assert_close(logits[i:i + 1, -n:], alone[:, :n], rtol=1e-10, what=f"prefill row {i}")
-        for j, step in enumerate(steps):
-            assert_close(step[i:i + 1], alone[:, n + j:n + j + 1], rtol=1e-10, what=f"step {j} row {i}")
+    assert_padded_decoding_is_each_row_alone(model, idx, mask, LENGTHS, new)

@@ -6,6 +6,7 @@ from memory_mosaics.ops.adaptive_bandwidth import adaptive_bandwidth, bandwidth_
 from memory_mosaics.ops.windowed_retrieval import (
     lag_mask,
     pairs_read,
+    pairs_read_masked,
     windowed_retrieval,
     windowed_retrieval_reference,
 )
@@ -32,6 +33,42 @@ def test_pairs_read_counts_the_mask():
     t = torch.arange(50)
     for lo, hi in BANDS:
         assert torch.equal(pairs_read(t, lo, hi), lag_mask(50, 50, lo, hi).sum(-1)), (lo, hi)
+
+
+def _key_mask(T, seed):
+    """Row 0 left-padded by 5, row 1 with interior holes too."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(2, T, generator=g) > 0.3
+    mask[0] = torch.arange(T) >= 5
+    return mask
+
+
+def test_pairs_read_masked_counts_the_real_keys_read():
+    mask = _key_mask(50, 0)
+    for lo, hi in BANDS:
+        want = (lag_mask(50, 50, lo, hi)[None] & mask[:, None, :]).sum(-1)
+        assert torch.equal(pairs_read_masked(mask, lo, hi), want), (lo, hi)
+    # left padding: the positions counted from the first real token, as the row alone
+    assert torch.equal(pairs_read_masked(mask, 1, 7)[0, 5:], pairs_read(torch.arange(45), 1, 7))
+
+
+@pytest.mark.parametrize("lo,hi", BANDS)
+@pytest.mark.parametrize("T", [9, 33])
+def test_masked_fast_matches_reference_forward_and_backward(T, lo, hi):
+    q, k, v = (t.requires_grad_() for t in _qkv(T, T + lo + 1))
+    mask = _key_mask(T, T)
+    y = windowed_retrieval(q, k, v, lo, hi, key_mask=mask)
+    y_ref = windowed_retrieval_reference(q, k, v, lo, hi, key_mask=mask)
+    assert_close(y, y_ref, rtol=1e-12, what="forward")
+    up = torch.randn_like(y)
+    grads = torch.autograd.grad((y * up).sum(), (q, k, v))
+    grads_ref = torch.autograd.grad((y_ref * up).sum(), (q, k, v))
+    for name, a, b in zip("qkv", grads, grads_ref):
+        assert_close(a, b, rtol=1e-10, scale=max(g.abs().max().item() for g in grads_ref), what=name)
+    # a pad key is never read: changing its value changes nothing
+    v2 = v.detach().clone()
+    v2[~mask[:, None, :, None].expand_as(v2)] += 1.0
+    assert torch.equal(windowed_retrieval(q, k, v2, lo, hi, key_mask=mask), y.detach())
 
 
 @pytest.mark.parametrize("lo,hi", BANDS)

@@ -6,13 +6,20 @@ scored at longer ones, six models side by side (Memory Mosaic v1, v2 and two v2 
     mosaic longctx --out runs/lc --models v1 v2 --eval-lens 256 1024 --steps 50 --n-eval 16   # a quick look
 
 Writes <out>/longctx.json, <out>/table.md (accuracy by evaluation length × needle depth), <out>/longctx.png, and
-<out>/<model>/result.json; prints the compact table last. See docs/long_context.md.
+<out>/<model>/result.json; prints the compact table last. --jobs N trains the models in N child processes (each
+`mosaic longctx --models NAME --write-summary false`), then writes the summary. See docs/long_context.md.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
 from ..longctx import LongContextConfig
-from .typed import add_command
+from .typed import add_command, to_argv
 
 
 def add_parser(subparsers) -> None:
@@ -21,9 +28,23 @@ def add_parser(subparsers) -> None:
 
 
 def run(cfg: LongContextConfig) -> int:
-    from ..longctx import run_longctx
+    from ..longctx.experiment import prepare, run_longctx, summarize
+    from ..processes import run_parallel
 
-    if not cfg.out:
-        raise ValueError("--out DIR is required")
-    run_longctx(cfg)
+    jobs = min(cfg.jobs, len(cfg.models))
+    if jobs <= 1:
+        run_longctx(cfg)
+        return 0
+    prepare(cfg)
+    print(f"mosaic longctx: {len(cfg.models)} models, {jobs} in parallel x {cfg.threads} thread(s) on {cfg.device}; "
+          f"train at {cfg.train_len}, evaluate at {list(cfg.eval_lens)}", flush=True)
+    t0 = time.time()
+    # The children import this package: from an uninstalled checkout (scripts/gpu_longctx.sh) via PYTHONPATH.
+    src = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "MKL_NUM_THREADS": str(cfg.threads),
+           "PYTHONPATH": src + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+    run_parallel([(name, [sys.executable, "-m", "memory_mosaics.cli", "longctx",
+                          *to_argv(replace(cfg, models=(name,), jobs=1, write_summary=False))])
+                  for name in cfg.models], jobs, env, 0.2)
+    summarize(cfg, t0)
     return 0

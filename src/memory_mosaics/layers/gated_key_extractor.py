@@ -5,7 +5,8 @@
     k_t = Norm(k̄_t)                   (unit keys: the bandwidth is applied to the query, ops/adaptive_bandwidth.py)
 
 Choices where the paper is silent (v2 paper, arXiv 2507.03285): g_t and λ_t are per-head scalars, so W_g and W_λ are
-d×H (no bias); neither is clamped. With `gated=False` the average is v1's per-head constant decay
+d×H (no bias); neither is clamped. `per_head=False` (ablation): one g_t and one λ_t per position shared by the heads
+(W_g, W_λ: d×1). With `gated=False` the average is v1's per-head constant decay
 λ_h = exp(-10|ρ_h|), g = 1 (layers/key_extractor.py). With `scaled=True` the keys carry v1's learned scale
 s_h = exp(min(10θ_h, 5)) (used when adaptive bandwidth is off, so β_h = s_h² exactly as in v1).
 """
@@ -24,13 +25,13 @@ from .reparam import actual, stored
 
 class GatedKeyExtractor(nn.Module):
     def __init__(self, n_embd: int, n_head: int, gated: bool = True, scaled: bool = False, impl: str = "fast",
-                 chunk: int = 64):
+                 chunk: int = 64, per_head: bool = True):
         super().__init__()
         self.n_head, self.gated, self.scaled, self.impl, self.chunk = n_head, gated, scaled, impl, chunk
         self.proj = nn.Linear(n_embd, n_embd, bias=False)  # W_φ
         if gated:
-            self.gate = nn.Linear(n_embd, n_head, bias=False)  # W_g
-            self.decay = nn.Linear(n_embd, n_head, bias=False)  # W_λ
+            self.gate = nn.Linear(n_embd, n_head if per_head else 1, bias=False)  # W_g
+            self.decay = nn.Linear(n_embd, n_head if per_head else 1, bias=False)  # W_λ
         else:
             self.rho = nn.Parameter(stored(torch.linspace(0.5, 5.0, n_head)))
         if scaled:
@@ -43,8 +44,10 @@ class GatedKeyExtractor(nn.Module):
         return torch.exp(torch.clamp(actual(self.theta), max=SCALE_CAP))
 
     def gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, d) -> g_t, log λ_t, each (B, H, T)."""
-        return torch.exp(self.gate(x)).transpose(1, 2), -self.decay(x).abs().transpose(1, 2)
+        """x (B, T, d) -> g_t, log λ_t, each (B, H, T) (shared gates: broadcast over the heads)."""
+        shape = (x.shape[0], self.n_head, x.shape[1])
+        return (torch.exp(self.gate(x)).transpose(1, 2).expand(shape),
+                -self.decay(x).abs().transpose(1, 2).expand(shape))
 
     def average(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, d) -> k̄ (B, H, T, d_h)."""

@@ -1,7 +1,9 @@
 """The long-context benchmark: train each model on multi-key retrieval at `train_len`, score it at longer lengths.
 
     from memory_mosaics.longctx import LongContextConfig, run_longctx
-    summary = run_longctx(LongContextConfig(out="runs/longctx", steps=300, device="cuda", jobs=3))
+    summary = run_longctx(LongContextConfig(out="runs/longctx", steps=300, device="cuda"))   # models in turn
+
+(`mosaic longctx --jobs N` runs the models in N child processes, cli/cmd_longctx.py.)
 
 Six models at one width/depth (`MODELS`): Memory Mosaic v1; v2 (adaptive bandwidth, gated keys, short-term window h,
 long-term memory with m ~ U[m_lo, m_hi] in training and m = m_lo at inference, SwiGLU persistent memory, v2 init);
@@ -15,10 +17,8 @@ Writes `<out>/<model>/result.json` per model and `<out>/longctx.json`, `<out>/ta
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -27,26 +27,46 @@ import torch
 
 from ..config import MosaicConfig, TransformerConfig
 from ..models import MemoryMosaic, Transformer
-from ..processes import run_parallel
 from . import task as T
 
 MODELS = ("v1", "v2", "v2-no-long", "v2-fixed-m", "gpt2", "rotary")
+# Ablations of v2's ambiguous points (not run by default): the window reads h pairs (App. C) instead of h-1 (Eq. 10);
+# one m per forward pass for all layers instead of one per layer; g, λ, β shared by the heads instead of per head.
+ABLATIONS = {"v2-window-h": dict(window_convention="appc"), "v2-m-per-forward": dict(long_offset_draw="forward"),
+             "v2-shared-heads": dict(v2_per_head=False)}
+TRANSFORMERS = ("gpt2", "rotary")
 
 
 @dataclass
 class LongContextConfig:
     out: str = field(default="", metadata={"help": "output folder"})
-    models: tuple[str, ...] = field(default=MODELS, metadata={"help": f"models to run, of {', '.join(MODELS)}"})
+    models: tuple[str, ...] = field(default=MODELS, metadata={
+        "help": f"models to run, of {', '.join(MODELS)} and the ablations {', '.join(ABLATIONS)}"})
     data: str = field(default="../shared/data/tinystories_train_head.txt", metadata={"help": "filler stories"})
     train_len: int = field(default=256, metadata={"help": "training context (tokens = bytes)"})
     eval_lens: tuple[int, ...] = field(default=(256, 512, 1024, 2048), metadata={"help": "evaluation lengths"})
     depths: tuple[float, ...] = field(default=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
                                       metadata={"help": "relative depths of the asked fact (0 = first token)"})
     n_keys: int = field(default=4, metadata={"help": "facts per context: 1 asked + n_keys-1 distractors"})
+    n_queries: int = field(default=1, metadata={
+        "help": "questions at the end of every example (RULER multi-query); the last asks the fact at the scored "
+                "depth; training labels all of them, scoring only the last"})
+    names: str = field(default="single", metadata={
+        "help": "single: first names; token: one byte per name (a one-token key); shared: first + last names, "
+                "the distractors sharing a word with the asked name"})
+    curriculum: float = field(default=0.0, metadata={
+        "help": "fraction of the training steps over which the facts per example grow from 1 to n_keys and the "
+                "training length from train_len/4 to train_len (0: off)"})
+    far: bool = field(default=False, metadata={
+        "help": "a fixed phrase between the name and ' is ' (the name ~30 tokens before the answer)"})
+    key_density: bool = field(default=False, metadata={
+        "help": "n_keys facts per train_len tokens at every length (the distractors grow with the context)"})
     lm_loss: bool = field(default=False, metadata={
         "help": "train on every next token (language modelling), not only the answer digits; scoring is unchanged"})
     n_eval: int = field(default=64, metadata={"help": "test examples per (length, depth)"})
     steps: int = field(default=300, metadata={"help": "training steps (the schedule's length)"})
+    transformer_steps: Optional[int] = field(default=None, metadata={
+        "help": "training steps of gpt2 and rotary (none: --steps); they need more to form the induction circuit"})
     time_limit: Optional[float] = field(default=None, metadata={
         "help": "stop each model's training after this many seconds (GPU script: fits a fixed budget)"})
     batch_size: int = field(default=32, metadata={"help": "training sequences per step"})
@@ -60,7 +80,10 @@ class LongContextConfig:
     eval_batch: int = field(default=16, metadata={"help": "sequences per evaluation forward"})
     seed: int = field(default=0, metadata={"help": "training seed (init and data stream)"})
     device: str = field(default="cpu", metadata={"help": "cpu | cuda | auto"})
-    jobs: int = field(default=1, metadata={"help": "models trained in parallel processes (CUDA: share one GPU)"})
+    jobs: int = field(default=1, metadata={
+        "help": "models trained in parallel child processes (CLI only; CUDA: they share one GPU)"})
+    write_summary: bool = field(default=True, metadata={
+        "help": "write longctx.json, table.md and the figure after the models (off in --jobs' child processes)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads per process"})
 
     def __post_init__(self) -> None:
@@ -69,33 +92,61 @@ class LongContextConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         self.models, self.eval_lens, self.depths = tuple(self.models), tuple(self.eval_lens), tuple(self.depths)
-        bad = [m for m in self.models if m not in MODELS]
+        bad = [m for m in self.models if m not in MODELS and m not in ABLATIONS]
         if bad or not self.models:
-            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join(MODELS)}")
+            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join((*MODELS, *ABLATIONS))}")
         if not self.eval_lens or min(self.eval_lens) < 1:
             raise ValueError(f"eval_lens must be positive lengths, got {self.eval_lens}")
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
             raise ValueError(f"depths must lie in [0, 1], got {self.depths}")
-        if not 1 <= self.n_keys <= len(T.NAMES):
-            raise ValueError(f"n_keys must be in [1, {len(T.NAMES)}], got {self.n_keys}")
-        shortest = T.min_length(self.n_keys)
-        if min(self.train_len, *self.eval_lens) < shortest:
-            raise ValueError(f"train_len and eval_lens must be ≥ {shortest} for {self.n_keys} facts and the question")
+        if self.names not in T.NAME_KINDS:
+            raise ValueError(f"names must be one of {', '.join(T.NAME_KINDS)}, got {self.names!r}")
+        most = dict(single=len(T.NAMES), token=T.TOKEN_NAMES, shared=len(T.NAMES) * len(T.SURNAMES))[self.names]
+        if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
+            raise ValueError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})")
+        if not 1 <= self.n_queries <= self.n_keys:
+            raise ValueError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}")
+        for L in (self.train_len, *self.eval_lens):
+            shortest = T.min_length(self.facts(L), self.n_queries, self.names, self.far)
+            if L < shortest:
+                raise ValueError(f"train_len and eval_lens must be ≥ {shortest} for {self.facts(L)} facts and "
+                                 f"{self.n_queries} question(s), got {L}")
         if self.long_offset_min > self.long_offset_max:
             raise ValueError("long_offset_min must be ≤ long_offset_max")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+        if self.transformer_steps is not None and self.transformer_steps < 1:
+            raise ValueError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}")
+        if not 0.0 <= self.curriculum <= 1.0:
+            raise ValueError(f"curriculum must lie in [0, 1], got {self.curriculum}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def facts(self, length: int) -> int:
+        """Facts in an example of `length` tokens."""
+        return T.facts_at(length, self.n_keys, self.train_len if self.key_density else 0)
+
+    def examples(self, filler: T.Filler, n: int, length: int, depth: float | None, rng, train: bool = False,
+                 progress: float = 1.0):
+        """(x, y, needles) for n examples of this task at `length` (train: the labels of every question; progress:
+        the fraction of training done, for the curriculum)."""
+        k = self.facts(length)
+        if train and self.curriculum and progress < self.curriculum:
+            # facts 1 -> n_keys and the length a quarter -> all of train_len (at least what the facts need)
+            k = 1 + int((k - 1) * progress / self.curriculum)
+            short = round(length * (0.25 + 0.75 * progress / self.curriculum))
+            length = max(short, T.min_length(k, min(self.n_queries, k), self.names, self.far) + 16)
+        return T.make_batch(filler, n, length, k, depth, rng, self.lm_loss and train,
+                            n_queries=min(self.n_queries, k), names=self.names, label_all=train, far=self.far)
 
 
 def model_config(name: str, cfg: LongContextConfig) -> MosaicConfig | TransformerConfig:
     """The config of one of the six models (vocabulary: bytes; no dropout)."""
     common = dict(vocab_size=T.VOCAB, block_size=cfg.train_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
                   n_embd=cfg.n_embd, dropout=0.0)
-    if name in ("gpt2", "rotary"):
+    if name in TRANSFORMERS:
         return TransformerConfig(**common, positions="learned" if name == "gpt2" else "rotary")
     mm = dict(common, pmem_size=round(3.5 * cfg.n_embd), cmem_attn_dropout=0.0, pmem_attn_dropout=0.0)
     if name == "v1":
@@ -107,6 +158,7 @@ def model_config(name: str, cfg: LongContextConfig) -> MosaicConfig | Transforme
         v2.update(long_offset=0, long_offset_min=0, long_offset_max=0)
     elif name == "v2-fixed-m":
         v2.update(long_offset_min=0, long_offset_max=0)  # m = long_offset = m_lo in training too
+    v2.update(ABLATIONS.get(name, {}))
     return MosaicConfig(**v2)
 
 
@@ -143,7 +195,7 @@ def evaluate(model, filler: T.Filler, cfg: LongContextConfig, device, lengths=No
         acc[L] = {}
         for di, depth in enumerate(depths or cfg.depths):
             rng = np.random.default_rng([12345, L, di])
-            x, y, _ = T.make_batch(filler, cfg.n_eval, L, cfg.n_keys, depth, rng)
+            x, y, _ = cfg.examples(filler, cfg.n_eval, L, depth, rng)
             hits = []
             for i in range(0, cfg.n_eval, cfg.eval_batch):
                 xb = torch.from_numpy(x[i:i + cfg.eval_batch]).to(device)
@@ -161,8 +213,7 @@ def needle_distances(cfg: LongContextConfig, filler: T.Filler) -> dict:
     out = {}
     for L in cfg.eval_lens:
         for di, depth in enumerate(cfg.depths):
-            _, _, needles = T.make_batch(filler, min(cfg.n_eval, 16), L, cfg.n_keys, depth,
-                                         np.random.default_rng([12345, L, di]))
+            _, _, needles = cfg.examples(filler, min(cfg.n_eval, 16), L, depth, np.random.default_rng([12345, L, di]))
             out[f"{L}@{depth}"] = float(L - needles.mean())
     return out
 
@@ -179,12 +230,17 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     filler = load_filler(cfg)
     torch.manual_seed(cfg.seed)
     model = build(name, cfg).to(device)
-    budget = Budget("longctx", steps=cfg.steps, lr=cfg.lr, warmup=max(1, round(0.1 * cfg.steps)),
-                    eval_every=max(1, cfg.steps // 5), val_subset=0, dropout=False, batch_size=cfg.batch_size)
+    steps = cfg.transformer_steps if name in TRANSFORMERS and cfg.transformer_steps else cfg.steps
+    budget = Budget("longctx", steps=steps, lr=cfg.lr, warmup=max(1, round(0.1 * steps)),
+                    eval_every=max(1, steps // 5), val_subset=0, dropout=False, batch_size=cfg.batch_size)
     log(f"[{name}] {model.num_params():,} parameters on {device}; {budget.describe()}")
 
+    drawn = [0]  # batches drawn so far: the curriculum's clock (one batch per step)
+
     def sample(rng):
-        x, y, _ = T.make_batch(filler, cfg.batch_size, cfg.train_len, cfg.n_keys, None, rng, cfg.lm_loss)
+        x, y, _ = cfg.examples(filler, cfg.batch_size, cfg.train_len, None, rng, train=True,
+                               progress=drawn[0] / steps)
+        drawn[0] += 1
         return x, y
 
     def train_accuracy(m):  # at the training length, mixed depths (the curve)
@@ -210,48 +266,41 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     return result
 
 
-def _child_env(cfg: LongContextConfig) -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "MKL_NUM_THREADS": str(cfg.threads)}
-    src = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _child_argv(name: str, cfg: LongContextConfig) -> list[str]:
-    code = "import sys; from memory_mosaics.longctx.experiment import _child; _child(sys.argv[1], sys.argv[2])"
-    return [sys.executable, "-c", code, name, json.dumps(asdict(cfg))]
-
-
-def run_longctx(cfg: LongContextConfig, log=print) -> dict:
-    """Train and score every model in cfg.models (cfg.jobs at a time in child processes); write the summary."""
-    from . import report
-
+def prepare(cfg: LongContextConfig) -> Path:
+    """Check what would fail late (no --out, no GPU, no corpus) and create the output folder."""
     if not cfg.out:
         raise ValueError("LongContextConfig.out (--out) is required")
+    _device(cfg)
+    load_filler(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _device(cfg)  # fail early on a missing GPU
-    filler = load_filler(cfg)  # and on a missing corpus
-    t0 = time.time()
-    log(f"long-context benchmark: {len(cfg.models)} models, {min(cfg.jobs, len(cfg.models))} at a time on "
-        f"{cfg.device}; train at {cfg.train_len}, evaluate at {list(cfg.eval_lens)}")
-    if cfg.jobs == 1:
-        results = {name: run_model(name, cfg, log) for name in cfg.models}
-    else:
-        run_parallel([(name, _child_argv(name, cfg)) for name in cfg.models], cfg.jobs, _child_env(cfg), 0.2)
-        results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
-    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, filler), wall_seconds=time.time() - t0,
+    return out
+
+
+def summarize(cfg: LongContextConfig, t0: float, log=print) -> dict:
+    """longctx.json, table.md and longctx.png from the <out>/<model>/result.json of every model in cfg.models."""
+    from . import report
+
+    out = Path(cfg.out)
+    results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
+    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, load_filler(cfg)),
+                   wall_seconds=time.time() - t0,
                    results={k: {kk: v for kk, v in r.items() if kk != "evals"} for k, r in results.items()})
     (out / "longctx.json").write_text(json.dumps(summary, indent=1))
-    text = report.markdown(summary)
-    (out / "table.md").write_text(text)
+    (out / "table.md").write_text(report.markdown(summary))
     report.plot(summary, out / "longctx.png")
     log(f"wrote {out / 'longctx.json'}, {out / 'table.md'}, {out / 'longctx.png'} ({time.time() - t0:.0f}s)")
     log("\n" + report.compact(summary))
     return summary
 
 
-def _child(name: str, config_json: str) -> None:
-    """A child process of run_longctx (cfg.jobs > 1): train and score one model."""
-    c = json.loads(config_json)
-    run_model(name, LongContextConfig(**{f.name: c[f.name] for f in fields(LongContextConfig)}))
+def run_longctx(cfg: LongContextConfig, log=print) -> dict:
+    """Train and score every model in cfg.models, one after the other in this process, and write the summary.
+    (`mosaic longctx --jobs N` runs the models in N child processes instead, then calls `summarize`.)"""
+    prepare(cfg)
+    t0 = time.time()
+    log(f"long-context benchmark: {len(cfg.models)} models on {cfg.device}; train at {cfg.train_len}, "
+        f"evaluate at {list(cfg.eval_lens)}")
+    for name in cfg.models:
+        run_model(name, cfg, log)
+    return summarize(cfg, t0, log) if cfg.write_summary else {}

@@ -36,9 +36,13 @@ def by_depth(summary: dict, name: str) -> str:
 
 def markdown(summary: dict) -> str:
     c = summary["config"]
-    head = (f"Multi-key retrieval over TinyStories filler (bytes): {c['n_keys']} facts per context (1 asked), "
+    facts = f"{c['n_keys']} facts per {c['train_len']} tokens" if c.get("key_density") else f"{c['n_keys']} facts per context"
+    tsteps = f" ({c['transformer_steps']} for the transformers)" if c.get("transformer_steps") else ""
+    head = (f"Multi-key retrieval over TinyStories filler (bytes): {facts}, names {c.get('names', 'single')}"
+            f"{' (far: a fixed phrase between name and code)' if c.get('far') else ''}, "
+            f"{c.get('n_queries', 1)} question(s) per example (the last scored), "
             f"{c['n_eval']} test examples per (length, depth), greedy exact match of the 4-digit code. Trained at "
-            f"{c['train_len']} for up to {c['steps']} steps of {c['batch_size']} (time limit "
+            f"{c['train_len']} for up to {c['steps']} steps{tsteps} of {c['batch_size']} (time limit "
             f"{c.get('time_limit') or 'none'} s per model), lr {c['lr']:g}; d={c['n_embd']}, "
             f"{c['n_layer']} layers, {c['n_head']} heads; v2: h={c['short_window']}, "
             f"m~U[{c['long_offset_min']},{c['long_offset_max']}] (m={c['long_offset_min']} at inference); "

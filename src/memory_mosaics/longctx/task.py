@@ -26,19 +26,26 @@ VOCAB = 256
 NAMES = ("Tom", "Lily", "Ben", "Mia", "Sam", "Anna", "Max", "Lucy", "Tim", "Sue", "Jack", "Emma", "Leo", "Zoe",
          "Dan", "Amy", "Bob", "Ella", "Finn", "Ivy", "Joe", "Kate", "Luke", "Nina", "Owen", "Pam", "Ray", "Rose",
          "Ted", "Uma", "Vic", "Wendy")
+SURNAMES = ("Hill", "Hall", "Reed", "Ross", "Gray", "Green", "Brown", "Black", "Stone", "Wood", "Lake", "Park",
+            "Bell", "Fox", "King", "Cole")
+TOKEN_NAMES = 128  # names="token": name i is the single byte 128 + i (the filler is ASCII: never there otherwise)
 DIGITS = 4
 
 
-def encode(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
+def encode(text: str | bytes) -> np.ndarray:
+    raw = text if isinstance(text, bytes) else text.encode("utf-8")
+    return np.frombuffer(raw, dtype=np.uint8).astype(np.int64)
 
 
-def fact(name: str, code: str) -> np.ndarray:
-    return encode(f" The code of {name} is {code}.")
+GAP = ", as the old blue book says,"  # far=True: between the name and " is " in every fact and question
 
 
-def question(name: str) -> np.ndarray:
-    return encode(f"\nAnswer: The code of {name} is ")
+def fact(name: str | bytes, code: str, far: bool = False) -> np.ndarray:
+    return np.concatenate([encode(" The code of "), encode(name), encode(f"{GAP if far else ''} is {code}.")])
+
+
+def question(name: str | bytes, far: bool = False) -> np.ndarray:
+    return np.concatenate([encode("\nAnswer: The code of "), encode(name), encode(f"{GAP if far else ''} is ")])
 
 
 @dataclass
@@ -52,7 +59,7 @@ class Filler:
     def from_documents(cls, docs: list[str]) -> Filler:
         parts, starts, n = [], [], 0
         for d in docs:
-            b = encode(d.strip().replace("\x00", ""))
+            b = encode(d.strip().replace("\x00", "").encode("ascii", "ignore"))  # ASCII: bytes ≥ 128 are names
             if len(b) == 0:
                 continue
             starts.append(n)
@@ -70,10 +77,46 @@ class Filler:
         return self.tokens[s:s + n]
 
 
-def min_length(n_keys: int) -> int:
-    """The shortest example with n_keys facts (longest names) and the question, plus one filler token."""
-    longest = max(NAMES, key=len)
-    return n_keys * len(fact(longest, "9" * DIGITS)) + len(question(longest)) + DIGITS + 1
+def min_length(n_keys: int, n_queries: int = 1, names: str = "single", far: bool = False) -> int:
+    """The shortest example with n_keys facts (longest names) and n_queries questions, plus one filler token."""
+    longest = {"single": max(NAMES, key=len), "token": "x",
+               "shared": max(NAMES, key=len) + " " + max(SURNAMES, key=len)}[names]
+    return (n_keys * len(fact(longest, "9" * DIGITS, far)) + n_queries * (len(question(longest, far)) + DIGITS)
+            + 1)
+
+
+def facts_at(length: int, n_keys: int, density_base: int = 0) -> int:
+    """How many facts an example of `length` tokens holds: n_keys, or (density_base > 0) n_keys per density_base
+    tokens, so that the distractors grow with the context (RULER's multi-key variants fill the haystack)."""
+    return n_keys if density_base <= 0 else max(n_keys, round(n_keys * length / density_base))
+
+
+NAME_KINDS = ("single", "shared", "token")
+
+
+def draw_names(n: int, kind: str, rng: np.random.Generator) -> list[str | bytes]:
+    """n distinct names; the first is the asked one. "single": first names. "token": one byte each (128 + i), so the
+    key is a single token, as in MQAR. "shared": first + last name, and the distractors share a word with the asked
+    name (alternately its first and its last name, while such names remain), so a reader that matches only the
+    last word before " is " — or only one word — confuses them."""
+    if kind == "single":
+        return [NAMES[i] for i in rng.choice(len(NAMES), size=n, replace=False)]
+    if kind == "token":
+        return [bytes([128 + int(i)]) for i in rng.choice(TOKEN_NAMES, size=n, replace=False)]
+    f, s = int(rng.integers(len(NAMES))), int(rng.integers(len(SURNAMES)))
+    same_first = [(f, j) for j in rng.permutation(len(SURNAMES)) if j != s]
+    same_last = [(i, s) for i in rng.permutation(len(NAMES)) if i != f]
+    chosen = [(f, s)]
+    while len(chosen) < n and (same_first or same_last):
+        pool = same_first if (len(chosen) % 2 and same_first) or not same_last else same_last
+        chosen.append(pool.pop(0))
+    taken = set(chosen)
+    while len(chosen) < n:  # more facts than names sharing a word: any other name
+        pair = (int(rng.integers(len(NAMES))), int(rng.integers(len(SURNAMES))))
+        if pair not in taken:
+            taken.add(pair)
+            chosen.append(pair)
+    return [f"{NAMES[i]} {SURNAMES[j]}" for i, j in chosen]
 
 
 def _word_start(body: np.ndarray, p: int, reach: int = 12) -> int:
@@ -85,16 +128,25 @@ def _word_start(body: np.ndarray, p: int, reach: int = 12) -> int:
 
 
 def make_example(filler: Filler, length: int, n_keys: int, depth: float | None,
-                 rng: np.random.Generator, lm_loss: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+                 rng: np.random.Generator, lm_loss: bool = False, n_queries: int = 1, names: str = "single",
+                 label_all: bool = True, far: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """One (x, y, needle_position) of exactly `length` tokens. depth None: uniform in [0, 1].
-    y labels the answer digits only, or (lm_loss) every next token (the last position has none)."""
-    names = rng.choice(len(NAMES), size=n_keys, replace=False)
+    n_queries questions close the example; the last one asks the fact at `depth`, the others other facts (at
+    random depths), in random order. y labels the answer digits of every question (label_all, training) or of
+    the last one only (scoring), or (lm_loss) every next token (the last position has none). far: a fixed phrase
+    (GAP) sits between the name and " is ", so the name lies ~30 tokens before the answer, in the fact and in the
+    question: a recency-weighted key summary sees mostly the shared phrase."""
+    if not 1 <= n_queries <= n_keys:
+        raise ValueError(f"n_queries must be in [1, n_keys = {n_keys}], got {n_queries}")
+    who = draw_names(n_keys, names, rng)
     codes = [str(c) for c in rng.integers(10 ** (DIGITS - 1), 10 ** DIGITS, size=n_keys)]
-    facts = [fact(NAMES[i], c) for i, c in zip(names, codes)]
-    q, answer = question(NAMES[names[0]]), encode(codes[0])
-    body_len = length - len(q) - len(answer) - sum(len(f) for f in facts)
+    facts = [fact(w, c, far) for w, c in zip(who, codes)]
+    others = list(1 + rng.permutation(n_keys - 1)[:n_queries - 1]) if n_queries > 1 else []
+    asked = [*others, 0]  # fact indices, the depth-controlled one last
+    tail = [(question(who[i], far), encode(codes[i])) for i in asked]
+    body_len = length - sum(len(q) + len(a) for q, a in tail) - sum(len(f) for f in facts)
     if body_len < 1:
-        raise ValueError(f"length {length} is too short for {n_keys} facts and the question")
+        raise ValueError(f"length {length} is too short for {n_keys} facts and {n_queries} question(s)")
     body = filler.window(body_len, rng)
     # Insertion points in the filler body (a fact goes before body[p]); the asked one at its depth.
     d = rng.uniform() if depth is None else depth
@@ -108,21 +160,27 @@ def make_example(filler: Filler, length: int, n_keys: int, depth: float | None,
             needle = sum(len(p) for p in pieces)
         pieces.append(facts[i])
         prev = points[i]
-    pieces += [body[prev:], q, answer]
+    pieces.append(body[prev:])
+    answers, n = [], sum(len(p) for p in pieces)  # start offsets of the answers
+    for q, a in tail:
+        pieces += [q, a]
+        answers.append(n + len(q))
+        n += len(q) + len(a)
     x_full = np.concatenate(pieces)
     assert len(x_full) == length
-    # Inputs predict the next token: position t's label is x[t+1]; only the answer digits are scored.
+    # Inputs predict the next token: position t's label is x[t+1]; the scored labels are answer digits.
     x, y = x_full.copy(), np.full(length, -100, dtype=np.int64)
     if lm_loss:
         y[:-1] = x_full[1:]
     else:
-        y[length - DIGITS - 1:length - 1] = x_full[length - DIGITS:]
+        for s in answers if label_all else answers[-1:]:
+            y[s - 1:s - 1 + DIGITS] = x_full[s:s + DIGITS]
     return x, y, needle
 
 
 def make_batch(filler: Filler, batch: int, length: int, n_keys: int, depth: float | None,
-               rng: np.random.Generator, lm_loss: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs, ys, needles = zip(*(make_example(filler, length, n_keys, depth, rng, lm_loss) for _ in range(batch)))
+               rng: np.random.Generator, lm_loss: bool = False, **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, needles = zip(*(make_example(filler, length, n_keys, depth, rng, lm_loss, **kw) for _ in range(batch)))
     return np.stack(xs), np.stack(ys), np.array(needles)
 
 

@@ -110,6 +110,20 @@ class MemoryMosaic(CausalLM):
         self.check_tokens(idx)
         mask = self.check_mask(mask, idx)
         x = self.embed(idx)
-        for block in self.blocks:
-            x = block(x, mask)
+        self._share_long_offset()
+        try:
+            for block in self.blocks:
+                x = block(x, mask)
+        finally:
+            self._share_long_offset(clear=True)
         return self.logits(x)
+
+    def _share_long_offset(self, clear: bool = False) -> None:
+        """long_offset_draw="forward": one m ~ U[m_lo, m_hi] for every layer of this training forward pass (the
+        default "layer" lets each layer draw its own; layers/three_level_memory.py)."""
+        c = self.config
+        if c.long_offset_draw != "forward" or not c.long_offset_max or not (self.training or clear):
+            return
+        m = None if clear else int(torch.randint(c.long_offset_min, c.long_offset_max + 1, ()).item())
+        for block in self.blocks:
+            block.cmem.shared_m = m

@@ -20,6 +20,9 @@ read h). min_lag ≥ 1 always: the value at j peeks at x_{j+1}, so j = t would l
   (T, T) band mask directly.
 
 Scores carry no 1/√d: the bandwidth is already in the queries (scale=1). q, k, v: (B, H, T, D).
+`key_mask` (B, T), optional: False at padding, whose keys are never read (ops/padding.py). Lags are differences of
+positions, so a left-padded row reads the same pairs as the row alone once the pad keys are masked; the padded path
+is the dense (T, T) band mask (prompts only).
 """
 
 from __future__ import annotations
@@ -45,6 +48,25 @@ def pairs_read(positions: torch.Tensor, min_lag: int, max_lag: int | None = None
     return (positions - min_lag - first + 1).clamp_min(0)
 
 
+def pairs_read_masked(key_mask: torch.Tensor, min_lag: int, max_lag: int | None = None) -> torch.Tensor:
+    """`pairs_read` with padding: how many *real* pairs each query reads, #{j : min_lag ≤ t-j ≤ max_lag, mask_j}.
+    key_mask (B, T) -> (B, T) integers. For a left-padded row this is pairs_read of the positions counted from the
+    first real token, i.e. what the row alone reads."""
+    T = key_mask.shape[-1]
+    c = F.pad(key_mask.long().cumsum(-1), (1, 0))  # c[i] = real keys among positions < i
+    t = torch.arange(T, device=key_mask.device)
+    hi = (t - min_lag + 1).clamp(0, T)  # keys j ≤ t - min_lag
+    lo = torch.zeros_like(t) if max_lag is None else (t - max_lag).clamp(0, T)  # keys j ≥ t - max_lag
+    return (c[..., hi] - c[..., lo]).clamp_min(0)
+
+
+def _allowed(t_q: int, t_k: int, min_lag: int, max_lag: int | None, key_mask: torch.Tensor | None,
+             device) -> torch.Tensor:
+    """The lag band (t_q, t_k), and with padding (B, 1, t_q, t_k) without the pad keys."""
+    band = lag_mask(t_q, t_k, min_lag, max_lag, device=device)
+    return band if key_mask is None else band & key_mask.bool()[:, None, None, :]
+
+
 def _check_lags(min_lag: int, max_lag: int | None) -> None:
     if min_lag < 1:
         raise ValueError(f"min_lag must be ≥ 1 (reading j = t leaks the target through the value's peek), got {min_lag}")
@@ -54,19 +76,22 @@ def _check_lags(min_lag: int, max_lag: int | None) -> None:
 
 def windowed_retrieval_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, min_lag: int,
                                  max_lag: int | None = None, dropout_p: float = 0.0,
-                                 training: bool = False) -> torch.Tensor:
+                                 training: bool = False, key_mask: torch.Tensor | None = None) -> torch.Tensor:
     _check_lags(min_lag, max_lag)
-    weights = retrieval_weights(q, k, 1.0, lag_mask(q.shape[-2], k.shape[-2], min_lag, max_lag, device=q.device))
+    weights = retrieval_weights(q, k, 1.0, _allowed(q.shape[-2], k.shape[-2], min_lag, max_lag, key_mask, q.device))
     if dropout_p > 0.0 and training:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v
 
 
 def windowed_retrieval(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, min_lag: int, max_lag: int | None = None,
-                       dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
+                       dropout_p: float = 0.0, training: bool = False,
+                       key_mask: torch.Tensor | None = None) -> torch.Tensor:
     _check_lags(min_lag, max_lag)
     T = q.shape[-2]
     p = dropout_p if training else 0.0
+    if key_mask is not None:  # padding: the dense band without the pad keys
+        return masked_attention(q, k, v, _allowed(T, k.shape[-2], min_lag, max_lag, key_mask, q.device), p, scale=1.0)
     if max_lag is not None:
         if T <= 2 * (max_lag + 1) or k.shape[-2] != T:
             return masked_attention(q, k, v, lag_mask(T, k.shape[-2], min_lag, max_lag, device=q.device), p, scale=1.0)
