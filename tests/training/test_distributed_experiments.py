@@ -86,7 +86,7 @@ def slice_gradients(make_task, world):
     for rank in range(world):
         task = make_task(DistInfo(rank, world))
         rows = []
-        hook = task.model.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+        hook = task.model.register_forward_pre_hook(lambda m, args, rows=rows: rows.append(args[0].shape[0]))
         loss = task.loss(task.model, 0)
         loss.backward()
         hook.remove()

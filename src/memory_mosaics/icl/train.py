@@ -34,7 +34,6 @@ from ..training.loop import Loop, Task
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
 
-
 BATCH_SIZE = 32  # sequences per optimizer step (the global batch under torchrun)
 
 
