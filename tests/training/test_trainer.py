@@ -32,6 +32,27 @@ def test_resume_continues_exactly(text_file, tmp_path, model):
     assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000004", "ckpt-0000008"]  # keep 2 by default
 
 
+def test_resume_keeps_the_saved_scan_chunk(text_file, tmp_path):
+    """A run saved when `scan_chunk` defaulted to 64 resumes after the default became 16 (the chunk changes only
+    round-off), and keeps its chunk; a changed width is still refused."""
+    import hashlib
+
+    out = tmp_path / "run"
+    train(TrainConfig(**tiny_args(text_file, out, max_steps=2, lr_decay_steps=4)))
+    (ckpt,) = out.glob("ckpt-*")
+    config = json.loads((ckpt / "model_config.json").read_text())
+    assert config["scan_chunk"] != 64  # the current default; the saved run below pretends to predate it
+    config["scan_chunk"] = 64
+    (ckpt / "model_config.json").write_text(json.dumps(config))
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    data = (ckpt / "model_config.json").read_bytes()
+    manifest["files"]["model_config.json"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    train(TrainConfig(out=str(out), resume=True, max_steps=4))
+    model, *_ = load_model(out)
+    assert model.config.scan_chunk == 64 and len(losses(out)) == 4
+
+
 def test_grad_accumulation_matches_full_batch(text_file, tmp_path):
     train(TrainConfig(**tiny_args(text_file, tmp_path / "a", batch_size=8, grad_accum=1, max_steps=4)))
     train(TrainConfig(**tiny_args(text_file, tmp_path / "b", batch_size=8, grad_accum=2, max_steps=4)))

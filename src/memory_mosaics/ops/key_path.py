@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .first_order import first_order
 from .leaky_average import scan_htk, scan_plan
 from .normalize import EPS
 
@@ -32,6 +33,7 @@ class _LeakyNormalize(torch.autograd.Function):
         return k.permute(2, 0, 1, 3)  # (B, H, T, D) view
 
     @staticmethod
+    @first_order
     def backward(ctx, grad):
         k, inv, b, scale = ctx.saved_tensors  # k (H, T, B, D)
         H, T, B, D = k.shape

@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .first_order import first_order
+
 DEFAULT_CHUNK = 16  # 16-32 measured fastest on CPU at T 256-1024 (scan_htk, forward + backward)
 
 
@@ -167,6 +169,7 @@ class _LeakyAverage(torch.autograd.Function):
         return y
 
     @staticmethod
+    @first_order
     def backward(ctx, g: torch.Tensor):
         y, b = ctx.saved_tensors
         a = _scan(g, b.detach(), ctx.chunk, reverse=True, plan=ctx.plan)  # a_t = ∂L/∂x_t = g_t + λ a_{t+1}
@@ -184,7 +187,9 @@ def leaky_average(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) 
 
     `_LeakyAverage` (one scan forward, one reverse scan backward): the Triton kernel on CUDA when it imports,
     else `scan_htk` (CPU, and CUDA without Triton). On CPU it measured 2.2 vs 4.6 ms forward + backward
-    against autograd through `leaky_average_chunked` at chunk 64 (B 8, T 256, H 4, D 32, one thread)."""
+    against autograd through `leaky_average_chunked` at chunk 64 (B 8, T 256, H 4, D 32, one thread).
+    On CPU the result is a view laid out (H, T, B, D) in memory (what the next op reads fastest): `.contiguous()`
+    before `.view`; under autograd it must not be modified in place. Double backward raises (first order only)."""
     if chunk < 2:
         raise ValueError(f"chunk must be ≥ 2 (the carry recursion shortens the sequence by chunk), got {chunk}")
     if torch.is_grad_enabled() and (x.requires_grad or b.requires_grad):

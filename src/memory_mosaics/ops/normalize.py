@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from .first_order import first_order
+
 EPS = 1e-12
 
 
@@ -63,6 +65,7 @@ class _ScaledL2Normalize(torch.autograd.Function):
         return y.to(x.dtype)
 
     @staticmethod
+    @first_order
     def backward(ctx, grad):
         y, inv, above, scale, xf, gamma = ctx.saved_tensors
         wide = y.dtype

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .first_order import first_order
 from .padding import masked_attention
 from .retrieval import key_dropout, retrieval_weights
 
@@ -85,6 +86,7 @@ class _StrictPastSelf(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order
     def backward(ctx, grad):
         k, v, y, lse = ctx.saved_tensors
         _, bwd = _cpu_flash_ops()
@@ -110,7 +112,7 @@ def strict_past_retrieval(
     if T == 1:
         return torch.zeros_like(v)
     p = dropout_p if training else 0.0
-    if (q is k and p == 0.0 and not q.is_cuda and k.shape[-2] == T
+    if (q is k and p == 0.0 and q.device.type == "cpu" and k.shape[-2] == T
             and torch.is_grad_enabled() and (k.requires_grad or v.requires_grad) and _cpu_flash_ops()):
         return _StrictPastSelf.apply(k, v)
     v_read = v[:, :, :-1]

@@ -142,8 +142,11 @@ class LanguageModelTask(Task):
         check_length(self.val_tok, self.block, "validation")
         if self.saved is not None:
             saved_config = config_from_dict(ckpt_io.read_json(self.ckpt_dir, "model_config.json"))
-            if "init" not in cfg.model_args:  # a run keeps the head it started with (a preset's default may change)
-                self.model_config = self.model_config.replace(init=saved_config.init)
+            # A run keeps the head it started with, and the scan chunk it was saved with (a default may change;
+            # the chunk changes only round-off), unless --model-args sets them.
+            kept = {k: getattr(saved_config, k) for k in ("init", "scan_chunk")
+                    if hasattr(saved_config, k) and k not in cfg.model_args}
+            self.model_config = self.model_config.replace(**kept)
             if saved_config != self.model_config:
                 raise ConfigError(f"cannot resume: the checkpoint's model config {saved_config.to_dict()} differs "
                                   f"from this run's {self.model_config.to_dict()}")
