@@ -1,5 +1,9 @@
 """Helpers the tests import (conftest.py keeps only fixtures)."""
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -53,6 +57,24 @@ def one_line_error(capsys, argv, match):
 TINY = ["--preset", "tiny", "--batch-size", "4", "--warmup-steps", "2", "--eval-interval", "4",
         "--eval-batches", "2", "--log-interval", "1", "--no-progress", "--threads", "1"]
 
+
+
+def run_torchrun(n, argv, timeout=120):
+    """`torchrun --nproc_per_node n -m memory_mosaics.cli ARGV` on the CPU (gloo), one thread per process;
+    fails the test with the workers' stderr unless it exits 0."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+           "-m", "memory_mosaics.cli", *argv]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: a hang kills the workers too
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    return out, err
 
 
 def tiny_args(data, out, **over):

@@ -1,16 +1,11 @@
 """torchrun + gloo on CPU: 2 processes × 4 sequences train exactly like 1 process × 8 (same global batch).
 ~15 s each (two interpreter start-ups); the FSDP variant is marked slow."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 
 from memory_mosaics.training import TrainConfig, train
 from memory_mosaics.training.metrics import read_metrics
-from tests.helpers import tiny_args
+from tests.helpers import run_torchrun, tiny_args
 
 ARGS = ["--model", "mosaic", "--preset", "tiny", "--batch-size", "8", "--max-steps", "6", "--warmup-steps", "2",
         "--lr", "1e-2", "--eval-interval", "3", "--eval-batches", "2", "--log-interval", "1", "--no-progress",
@@ -18,18 +13,7 @@ ARGS = ["--model", "mosaic", "--preset", "tiny", "--batch-size", "8", "--max-ste
 
 
 def torchrun(n, data, out, *extra):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-           "-m", "memory_mosaics.cli", "train", *ARGS, "--data", str(data), "--out", str(out), *extra]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: a hang kills the workers too
-    try:
-        _, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, err[-3000:]
+    run_torchrun(n, ["train", *ARGS, "--data", str(data), "--out", str(out), *extra])
 
 
 def trajectory(out):

@@ -131,9 +131,6 @@ def test_bad_resume_input_is_one_line(tmp_path, capsys, monkeypatch, restore_thr
         for ckpt in ck.checkpoints(run):
             (ckpt / "state.json").write_text('{"step": "not a step"}')
         one_line_error(capsys, [*argv, "--out", str(run), "--resume"], "no usable checkpoint")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    one_line_error(capsys, [*ICL["mqar"], "--out", str(tmp_path / "ddp")], "without torchrun")
-    one_line_error(capsys, [*MOONS, "--out", str(tmp_path / "ddp")], "without torchrun")
 
 
 def test_icl_compare_resume_continues_only_runs_with_a_checkpoint(tmp_path, restore_threads, capsys):

@@ -3,7 +3,9 @@
     run_icl(IclConfig(task="regbench", model="mosaic", out="runs/rb-mm"))       # one model
     run_icl(IclConfig(task="regbench", compare=True, out="runs/rb"))           # both, one after the other
 
-(`mosaic icl --compare` runs the same configs in parallel processes, then calls `summarize_compare`.)"""
+(`mosaic icl --compare` runs the same configs in parallel processes, then calls `summarize_compare`.)
+Under torchrun one model trains with DDP over the processes (the global batch split between them); process 0
+writes the results, the log and the checkpoints. A comparison is refused there (it launches its own processes)."""
 
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ import torch
 from ..config import ConfigError
 from ..jsonsafe import dumps
 from ..training import checkpoint as ckpt_io
-from ..training.distributed import parse_device, refuse_torchrun
+from ..training import distributed as D
 from ..training.loop import autocast_dtype, check_out, resume_run
 from . import report
 from .config import RESUME_MUTABLE, IclConfig
 from .models import build_icl_model
-from .train import Budget, regbench_budget, train_regbench, train_stream
+from .train import BATCH_SIZE, Budget, regbench_budget, train_regbench, train_stream
 
 STREAM_BUDGETS = {"demo": dict(steps=300, eval_every=50), "full": dict(steps=3000, eval_every=250)}
 
@@ -122,7 +124,8 @@ def _files(cfg: IclConfig, model) -> dict:
 def run_icl(cfg: IclConfig) -> dict:
     """Train one model (cfg.model) on one task and write results.json and a plot under cfg.out; or, with
     cfg.compare, train the compared models one after the other in this process and write the comparison.
-    Checkpoints go to cfg.out (ckpt-<step>/, every evaluation); cfg.resume continues from the newest one."""
+    Checkpoints go to cfg.out (ckpt-<step>/, every evaluation); cfg.resume continues from the newest one.
+    Under torchrun: DDP, and {} on processes other than 0 (which write nothing)."""
     if cfg.compare:
         for _, child in compare_runs(cfg):
             run_icl(child)
@@ -131,15 +134,23 @@ def run_icl(cfg: IclConfig) -> dict:
         raise ConfigError("give model (mosaic or transformer) or compare=True", key="model")
     if not cfg.out:
         raise ConfigError("no output directory given", key="out")
-    refuse_torchrun("mosaic icl")
-    out = check_out(cfg.out, cfg.resume)
+    D.check_divisible(BATCH_SIZE, "the batch size")  # before any process waits for the others
+    out = check_out(cfg.out, cfg.resume)  # on every process before the process group forms: before any write
     torch.set_num_threads(cfg.threads)
-    device = parse_device(cfg.device)
+    info, device = D.setup(cfg.device)
+    try:
+        return _run_one(cfg, out, info, device)
+    finally:
+        D.teardown()
+
+
+def _run_one(cfg: IclConfig, out: Path, info: D.DistInfo, device: torch.device) -> dict:
     amp = autocast_dtype(cfg.dtype, device)
     prefix = f"[{cfg.tag}] " if cfg.tag else ""
 
     def log(msg):
-        print(prefix + msg, flush=True)
+        if info.main:
+            print(prefix + msg, flush=True)
 
     resume = None
     if cfg.resume:
@@ -147,11 +158,13 @@ def run_icl(cfg: IclConfig) -> dict:
         log(f"resuming {out} at step {resume[1]['step']}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    run = dict(out=out, resume=resume, amp=amp)
-    model, res, info = (_regbench if cfg.task == "regbench" else _stream)(cfg, device, log, run)
+    run = dict(out=out, resume=resume, amp=amp, info=info)
+    model, res, task_info = (_regbench if cfg.task == "regbench" else _stream)(cfg, device, log, run)
     res = dict(accuracy=res.pop("accuracy"), tvd=res.pop("tvd"), model=cfg.model, seed=cfg.seed,
-               params=model.num_params(), config=model.config.to_dict(), **info, **res,
-               threads=cfg.threads, wall_seconds=time.time() - t0)
+               params=model.num_params(), config=model.config.to_dict(), **task_info, **res,
+               threads=cfg.threads, processes=info.world, wall_seconds=time.time() - t0)
+    if not info.main:
+        return {}
     (out / "results.json").write_text(dumps(res, indent=1))
     report.plot_run(res, out / "curve.png", f"{cfg.task}: {cfg.model} ({res['config']['n_layer']} layers)")
     tvd = "" if res["tvd"] is None else f"  TVD {res['tvd']:.3f}"
@@ -172,6 +185,7 @@ def _compared(cfg: IclConfig) -> list[tuple[str, str, int]]:
 def compare_runs(cfg: IclConfig) -> list[tuple[str, IclConfig]]:
     """The runs of a comparison, each a single-model config writing to cfg.out/<name>. With cfg.resume, the runs
     that have a checkpoint continue and the others start; without it, a run folder holding a run is refused."""
+    D.refuse_torchrun("mosaic icl --compare", "runs its models in processes of its own (torchrun trains one: --model)")
     children = []
     for name, model, layers in _compared(cfg):
         out = Path(cfg.out) / name

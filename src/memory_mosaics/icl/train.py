@@ -11,6 +11,8 @@ fixed test batch.
 
 Both train through training/loop.py's Loop (device, mixed precision, clipping, progress bar, checkpoints in the
 one safe format and exact resume when given a run folder); the task objects below are the ICL-specific pieces.
+Under torchrun (DDP) every process draws the same global batch from the same seeded stream and trains on its
+slice, so N processes train like one (up to the all-reduce's round-off); evaluation runs identically everywhere.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from ..optim import build_adamw, warmup_cosine
+from ..training import distributed as D
 from ..training.loop import Loop, Task
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
+
+BATCH_SIZE = 32  # sequences per optimizer step (the global batch under torchrun)
 
 
 @dataclass
@@ -43,7 +48,7 @@ class Budget:
     eval_every: int  # validate every this many steps (and at the last step)
     val_subset: int  # validation sequences used for checkpoint selection
     dropout: bool  # False: every dropout off, for both models (CPU speed; see models.py)
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     weight_decay: float = 0.1
 
     def describe(self) -> str:
@@ -55,7 +60,7 @@ class Budget:
 
 
 def regbench_budget(name: str, n_train: int, steps: int | None = None, lr: float | None = None,
-                    dropout: bool | None = None, epochs: int = 200, batch_size: int = 32) -> Budget:
+                    dropout: bool | None = None, epochs: int = 200, batch_size: int = BATCH_SIZE) -> Budget:
     if name == "full":
         per_epoch = math.ceil(n_train / batch_size)
         b = Budget("full", steps=per_epoch * epochs, lr=5e-4, warmup=0, eval_every=per_epoch * 5,
@@ -140,8 +145,10 @@ class _IclTask(Task):
     """The pieces both ICL protocols share: AdamW (betas 0.9, 0.999), the budget's schedule, masked CE on a batch
     from the task's numpy stream, and per-step records; subclasses draw batches and evaluate."""
 
-    def __init__(self, model, budget: Budget, seed: int, device, log, files: dict | None):
-        torch.manual_seed(seed)
+    def __init__(self, model, budget: Budget, seed: int, device, log, files: dict | None,
+                 info: D.DistInfo | None = None):
+        self.info = info or D.DistInfo()
+        torch.manual_seed(seed + self.info.rank)  # dropout differs per process; the batch stream (numpy) does not
         self.model, self.budget, self.device, self.log = model, budget, device, log
         self.rng = np.random.default_rng(seed)
         self.history, self.evals = [], []
@@ -156,8 +163,18 @@ class _IclTask(Task):
         return lr_at(step, self.budget)
 
     def loss(self, model, micro: int) -> torch.Tensor:
-        x, y = _on(self.device, self.batch())
-        return masked_ce(model(x), y)
+        x, y = _on(self.device, self.batch())  # the global batch, the same on every process
+        if not self.info.enabled:
+            return masked_ce(model(x), y)
+        # This process's slice, its CE summed and divided by the global label count (× world, as DDP averages
+        # the gradients): the global batch's mean CE, however the labels (or a last, partial RegBench batch) fall
+        # between the slices.
+        n = (y != -100).sum().clamp(min=1)
+        x, y = D.local_part((x, y), self.info)
+        logits = model(x)  # (B / world, T, V)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100,
+                             reduction="sum")
+        return ce * self.info.world / n
 
     def after_step(self, step, loss, lr, seconds):
         self.history.append(dict(step=step, loss=loss, lr=lr))
@@ -177,8 +194,8 @@ class _IclTask(Task):
 class RegBenchTask(_IclTask):
     """Shuffled epochs over the training automata; validation loss every eval_every steps keeps the best state."""
 
-    def __init__(self, model, data: RegBench, budget: Budget, seed: int, device, log, files=None):
-        super().__init__(model, budget, seed, device, log, files)
+    def __init__(self, model, data: RegBench, budget: Budget, seed: int, device, log, files=None, info=None):
+        super().__init__(model, budget, seed, device, log, files, info)
         self.train_set, self.val = data.train, data.val[: budget.val_subset]
         self.best = dict(val_loss=float("inf"), step=0, state=copy.deepcopy(model.state_dict()))
         self.order, self.pos = self.rng.permutation(len(self.train_set)), 0
@@ -213,8 +230,8 @@ class StreamTask(_IclTask):
     a time limit stops early (after a last evaluation)."""
 
     def __init__(self, model, sample, evaluate, budget: Budget, seed: int, device, log, time_limit_s=None,
-                 files=None):
-        super().__init__(model, budget, seed, device, log, files)
+                 files=None, info=None):
+        super().__init__(model, budget, seed, device, log, files, info)
         self.sample, self.evaluate, self.time_limit_s = sample, evaluate, time_limit_s
 
     def batch(self):
@@ -222,7 +239,7 @@ class StreamTask(_IclTask):
 
     def check(self, step, record):
         b, limit = self.budget, self.time_limit_s
-        out_of_time = limit is not None and time.time() - self.t0 > limit
+        out_of_time = limit is not None and D.any_flag(time.time() - self.t0 > limit, self.info, self.device)
         if step % b.eval_every == 0 or step == b.steps or out_of_time:
             self.model.eval()
             with torch.no_grad():
@@ -239,17 +256,19 @@ class StreamTask(_IclTask):
 
 def _loop(task: _IclTask, grad_clip, device, progress, out, resume, amp) -> Loop:
     return Loop(task, steps=task.budget.steps, out=out, grad_clip=grad_clip or 0.0,
-                checkpoint_every=task.budget.eval_every, keep=2, progress=progress, device=device or "cpu",
-                amp=amp, resume=resume, command="mosaic icl")
+                checkpoint_every=task.budget.eval_every, keep=2, progress=progress, info=task.info,
+                device=device or "cpu", amp=amp, resume=resume, command="mosaic icl")
 
 
 def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
                    test_subset: int | None = None, log=print, device="cpu", progress: bool = False,
-                   out: str | Path | None = None, resume=None, amp=None, files: dict | None = None) -> dict:
+                   out: str | Path | None = None, resume=None, amp=None, files: dict | None = None,
+                   info: D.DistInfo | None = None) -> dict:
     """Train on data.train, select by validation loss, score the best state on data.test. Returns a result dict.
     out: write checkpoints there (with `files`, JSON-able dicts, beside the weights); resume: (checkpoint, state)
-    to continue from (training/loop.resume_run); amp: the autocast dtype (CUDA) or None."""
-    task = RegBenchTask(model, data, budget, seed, device, log, files)
+    to continue from (training/loop.resume_run); amp: the autocast dtype (CUDA) or None; info: this process
+    under torchrun (training/distributed.setup), None in one process."""
+    task = RegBenchTask(model, data, budget, seed, device, log, files, info)
     _loop(task, grad_clip, device, progress, out, resume, amp).run()
     train_time = time.time() - task.t0
     model.load_state_dict(task.best["state"])
@@ -266,13 +285,14 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
 
 def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad_clip: float | None = None,
                  log=print, device="cpu", progress: bool = False, time_limit_s: float | None = None,
-                 out: str | Path | None = None, resume=None, amp=None, files: dict | None = None) -> dict:
+                 out: str | Path | None = None, resume=None, amp=None, files: dict | None = None,
+                 info: D.DistInfo | None = None) -> dict:
     """Fresh batches from sample(rng) -> (x, y) every step; evaluate(model) -> dict with 'accuracy' on a fixed
     test batch every eval_every steps. Returns the final metrics and the curve (no checkpoint selection: the
     stream has no overfitting to select against). Batches go to `device` (the model must already be there).
     time_limit_s: stop (after a last evaluation) once training has taken this long; `steps` reports the steps done.
-    out / resume / amp / files: as train_regbench."""
-    task = StreamTask(model, sample, evaluate, budget, seed, device, log, time_limit_s, files)
+    out / resume / amp / files / info: as train_regbench."""
+    task = StreamTask(model, sample, evaluate, budget, seed, device, log, time_limit_s, files, info)
     _loop(task, grad_clip, device, progress, out, resume, amp).run()
     final = task.evals[-1]
     return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(task.history), budget=asdict(budget),

@@ -1,4 +1,7 @@
-"""One moons run (train, evaluate, plot, summary.json) and the 1-head vs 3-head comparison over seeds."""
+"""One moons run (train, evaluate, plot, summary.json) and the 1-head vs 3-head comparison over seeds.
+
+Under torchrun one model trains with DDP (the global --batch split between the processes); process 0 evaluates
+and writes the figures, summary.json and checkpoints. The comparison runs in one process only."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import torch
 from ..config import ConfigError
 from ..jsonsafe import dumps
 from ..training import checkpoint as ckpt_io
-from ..training.distributed import parse_device, refuse_torchrun
+from ..training import distributed as D
 from ..training.loop import autocast_dtype, check_out, resume_run
 from .config import MoonsConfig
 from .data import BLOCK, TRAIN_PANEL_TRIPLE, VAL_TRIPLE, joint_period, to_steps
@@ -43,31 +46,39 @@ def run_config(heads, seed, iters, batch, block, windows, stride) -> dict:
 
 def run_moons(cfg: MoonsConfig, log=print) -> dict:
     """One model (cfg.heads) or, with cfg.compare, 1 head and 3 heads for each of cfg.seeds; returns the summary
-    also written to cfg.out/summary.json."""
+    also written to cfg.out/summary.json ({} on torchrun processes other than 0)."""
     if not cfg.out:
         raise ConfigError("no output directory given", key="out")
     if cfg.heads is None and not cfg.compare:
         raise ConfigError("give heads (1 or 3) or compare=True", key="heads")
-    refuse_torchrun("mosaic moons")
-    if not cfg.compare:
-        check_out(cfg.out, cfg.resume)
     torch.set_num_threads(cfg.threads)
-    device = parse_device(cfg.device)
     common = dict(iters=cfg.iters, batch=cfg.batch, block=cfg.block, windows=cfg.eval_windows,
-                  stride=cfg.context_stride, log=log, device=device, progress=cfg.progress,
+                  stride=cfg.context_stride, log=log, progress=cfg.progress,
                   dtype=cfg.dtype, checkpoint_every=cfg.checkpoint_every)
     if cfg.compare:
-        return run_compare(cfg.out, seeds=cfg.seeds, **common)
-    return run_single(cfg.out, cfg.heads, cfg.seed, resume=cfg.resume, **common)
+        D.refuse_torchrun("mosaic moons --compare", "trains its models one after the other in one process "
+                                                    "(torchrun trains one: --heads)")
+        return run_compare(cfg.out, seeds=cfg.seeds, device=D.parse_device(cfg.device), **common)
+    D.check_divisible(cfg.batch, "--batch")  # before any process waits for the others
+    check_out(cfg.out, cfg.resume)  # on every process before the process group forms: before any write
+    info, device = D.setup(cfg.device)
+    try:
+        return run_single(cfg.out, cfg.heads, cfg.seed, resume=cfg.resume, device=device, info=info, **common)
+    finally:
+        D.teardown()
 
 
 def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,
                windows: int = 512, stride: int = 5, reuse: bool = False, log=print, device="cpu",
                progress: bool = False, resume: bool = False, dtype: str = "float32",
-               checkpoint_every: int | None = 50) -> dict:
+               checkpoint_every: int | None = 50, info: D.DistInfo | None = None) -> dict:
     """Train + evaluate one model into `out` (checkpoints there: ckpt-<iter>/, the model of the last one is the
     trained model). reuse=True returns an existing summary.json of the same config; resume=True continues the
-    training from the newest checkpoint."""
+    training from the newest checkpoint. info: this process under torchrun (only process 0 evaluates and writes;
+    the others return {})."""
+    info = info or D.DistInfo()
+    if not info.main:
+        log = _quiet
     out = Path(out)
     cfg = run_config(heads, seed, iters, batch, block, windows, stride)
     prev = out / "summary.json"
@@ -84,7 +95,9 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
     files = {"model_config.json": {"model_type": "moons", "n_head": heads}, "train_config.json": train_config}
     model, losses, train_s = train(heads, seed, iters, batch, block, log=log, device=device, progress=progress,
                                    out=out, resume=run, amp=autocast_dtype(dtype, torch.device(device)), files=files,
-                                   checkpoint_every=checkpoint_every)
+                                   checkpoint_every=checkpoint_every, info=info)
+    if not info.main:
+        return {}
     t0 = time.perf_counter()
     ev = {name: evaluate_triple(model, triple, seed, windows, block, stride)
           for name, triple in (("train", TRAIN_PANEL_TRIPLE), ("val", VAL_TRIPLE))}
@@ -107,6 +120,10 @@ def run_single(out, heads: int, seed: int = 100, iters: int = 500, batch: int = 
     log(f"heads {heads} seed {seed}: val threshold {summary['val_context_threshold']}, "
         f"train threshold {summary['train_context_threshold']} -> {out}")
     return summary
+
+
+def _quiet(msg: str) -> None:
+    """The log of torchrun processes other than 0."""
 
 
 def run_compare(out, seeds=(100, 101, 102), iters: int = 500, batch: int = 64, block: int = BLOCK,

@@ -1,7 +1,8 @@
 """Training as in the reference: AdamW without bias correction, LR 1e-2 → 5e-6 linearly, clipped squared error.
 
 The moons task for training/loop.py's Loop (device, mixed precision, progress bar, checkpoints in the one safe
-format, exact resume); the MLX-style optimiser (optim.py) is the task's choice of optimiser."""
+format, exact resume); the MLX-style optimiser (optim.py) is the task's choice of optimiser. Under torchrun (DDP)
+every process draws the same global batch from the same seeded stream and trains on its equal slice."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import numpy as np
 import torch
 
+from ..training import distributed as D
 from ..training.loop import Loop, Task
 from .data import BLOCK, train_batch
 from .model import MoonsMemory
@@ -28,8 +30,9 @@ class MoonsTask(Task):
     """Random windows of the training triples from a numpy stream; the losses are kept (and saved) per step."""
 
     def __init__(self, n_head: int, seed: int, iters: int, batch: int, block: int, log, log_every: int,
-                 reference: bool, device, files: dict | None):
-        torch.manual_seed(seed)  # the seed fixes both the init (torch) and the data stream (numpy)
+                 reference: bool, device, files: dict | None, info: D.DistInfo | None = None):
+        torch.manual_seed(seed)  # the seed fixes both the init (torch) and the data stream (numpy), on every process
+        self.info = info or D.DistInfo()
         self.rng = np.random.default_rng(seed)
         self.model = MoonsMemory(n_head).to(device)
         self.n_head, self.seed, self.iters, self.batch, self.block = n_head, seed, iters, batch, block
@@ -45,13 +48,14 @@ class MoonsTask(Task):
         return linear_decay(step, LR, END_LR, self.iters)
 
     def loss(self, model, micro: int) -> torch.Tensor:
-        x, y = (t.to(self.device) for t in train_batch(self.rng, self.batch, self.block))
+        xy = D.local_part(train_batch(self.rng, self.batch, self.block), self.info)  # this process's slice
+        x, y = (t.to(self.device) for t in xy)
         return clipped_loss(model(x, reference=self.reference), y)
 
     def after_step(self, step, loss, lr, seconds):
         self.losses.append(loss)
         it = step - 1
-        if self.log and (it % self.log_every == 0 or it == self.iters - 1):
+        if self.log and self.info.main and (it % self.log_every == 0 or it == self.iters - 1):
             self.log(f"heads {self.n_head} seed {self.seed} iter {it:4d} loss {loss:.5f} "
                      f"({time.perf_counter() - self.t0:.0f} s)")
 
@@ -68,14 +72,16 @@ class MoonsTask(Task):
 
 def train(n_head: int, seed: int = 100, iters: int = 500, batch: int = 64, block: int = BLOCK,
           log=print, log_every: int = 50, reference: bool = False, device="cpu", progress: bool = False,
-          out=None, resume=None, amp=None, files: dict | None = None, checkpoint_every: int | None = None):
+          out=None, resume=None, amp=None, files: dict | None = None, checkpoint_every: int | None = None,
+          info: D.DistInfo | None = None):
     """Train one model (on `device`; returned on the CPU, in eval mode). Returns (model, per-iteration losses,
     seconds). out: write checkpoints there (with `files`, JSON-able dicts); resume: (checkpoint, state) to continue
-    from (training/loop.resume_run); amp: the autocast dtype (CUDA) or None."""
+    from (training/loop.resume_run); amp: the autocast dtype (CUDA) or None; info: this process under torchrun."""
     if iters < 1 or batch < 1 or block < 2:
         raise ValueError(f"need iters >= 1, batch >= 1, block >= 2; got {iters}, {batch}, {block}")
-    task = MoonsTask(n_head, seed, iters, batch, block, log, log_every, reference, device, files)
-    Loop(task, steps=iters, out=out, checkpoint_every=checkpoint_every, keep=2, progress=progress, device=device,
-         amp=amp, resume=resume, command="mosaic moons").run()
+    task = MoonsTask(n_head, seed, iters, batch, block, log, log_every, reference, device, files, info)
+    D.check_divisible(batch, "--batch", task.info.world)
+    Loop(task, steps=iters, out=out, checkpoint_every=checkpoint_every, keep=2, progress=progress, info=task.info,
+         device=device, amp=amp, resume=resume, command="mosaic moons").run()
     model = task.model.eval()
     return model.cpu(), task.losses, time.perf_counter() - task.t0

@@ -46,11 +46,34 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
-def refuse_torchrun(command: str) -> None:
-    """ICL and three moons train small models in one process (one GPU or the CPU): under torchrun, say so."""
+def refuse_torchrun(command: str, why: str) -> None:
+    """Under torchrun, a one-line refusal for what runs in one process only."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        raise ValueError(f"{command} runs in one process (its models fit one device); launch it without torchrun "
-                         f"(DDP / FSDP are for `mosaic train`)")
+        raise ValueError(f"{command} {why}; launch it without torchrun")
+
+
+def world_size() -> int:
+    """The process count torchrun set (1 without torchrun), known before the process group exists."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def check_divisible(n: int, what: str, world: int | None = None) -> int:
+    """n / world (a global batch split over the processes), or a one-line ValueError."""
+    world = world_size() if world is None else world
+    if n % world:
+        raise ValueError(f"{what} {n} must be divisible by the {world} processes")
+    return n // world
+
+
+def local_part(batch, info: DistInfo):
+    """This process's rows of a global batch (every process draws the same one): rank r of W takes rows
+    [r·n/W, (r+1)·n/W) — equal slices when W divides n (check_divisible). batch: a tensor or a tuple of them."""
+    if not info.enabled:
+        return batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(local_part(t, info) for t in batch)
+    n = len(batch)
+    return batch[info.rank * n // info.world:(info.rank + 1) * n // info.world]
 
 
 def parse_device(name: str) -> torch.device:
@@ -100,6 +123,15 @@ def all_mean(value: float, info: DistInfo, device: torch.device) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.item() / info.world
+
+
+def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every process when it is True on any (decisions such as stopping early must agree)."""
+    if not info.enabled:
+        return bool(flag)
+    t = torch.tensor([int(bool(flag))], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def any_signal(signum: int | None, info: DistInfo, device: torch.device) -> int | None:
