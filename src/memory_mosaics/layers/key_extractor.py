@@ -88,7 +88,7 @@ class KeyExtractor(nn.Module):
     def from_projection(self, k: torch.Tensor) -> torch.Tensor:
         """k̃ (B, H, T, d_h) -> keys: finish(average(k̃)). The fast path on CPU runs both as one autograd Function
         (ops/key_path.py)."""
-        if (self.impl == "fast" and self.leaky and self.normalize and k.device.type == "cpu"
+        if (self.impl == "fast" and self.leaky and self.normalize and k.device.type == "cpu" and not torch.compiler.is_compiling()
                 and k.dtype in (torch.float32, torch.float64)):
             return leaky_normalize(k, self.decay_rate(), self.scale(), self.chunk)
         return self.finish(self.average(k))

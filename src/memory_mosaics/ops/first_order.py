@@ -2,7 +2,11 @@
 
 Their backward is not itself differentiable, and autograd cannot always tell (`once_differentiable` drops the
 second-order term without a word when `torch.autograd.grad` asks only for inputs behind a skip connection), so a
-gradient penalty would be silently wrong. With create_graph=True grad mode is on inside backward: refuse there."""
+gradient penalty would be silently wrong. With create_graph=True grad mode is on inside backward: refuse there.
+
+These Functions are eager-mode optimisations (fewer passes, chosen memory layouts). Under torch.compile their
+dispatchers take the plain PyTorch ops instead (`torch.compiler.is_compiling()`): the compiler fuses those itself,
+and its functionalisation does not preserve the layouts the hand-written backward passes rely on."""
 
 from __future__ import annotations
 

@@ -192,6 +192,8 @@ def leaky_average(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK) 
     before `.view`; under autograd it must not be modified in place. Double backward raises (first order only)."""
     if chunk < 2:
         raise ValueError(f"chunk must be ≥ 2 (the carry recursion shortens the sequence by chunk), got {chunk}")
+    if torch.compiler.is_compiling() and not (x.is_cuda and _triton_ok()):
+        return leaky_average_chunked(x, b, chunk)  # plain ops: torch.compile fuses them itself (see first_order.py)
     if torch.is_grad_enabled() and (x.requires_grad or b.requires_grad):
         return _LeakyAverage.apply(x, b, chunk)
     return _scan(x, b, chunk)

@@ -95,4 +95,6 @@ def scaled_l2_normalize(x: torch.Tensor, scale: torch.Tensor, gamma: torch.Tenso
     """Fast path of `scaled_l2_normalize_reference` (same arguments, same result to round-off)."""
     if gamma is not None and x.dim() != 4:
         raise ValueError(f"the peek mix needs x laid out (B, H, T, D), got shape {tuple(x.shape)}")
+    if torch.compiler.is_compiling():  # plain ops: torch.compile fuses them itself (see first_order.py)
+        return scaled_l2_normalize_reference(x, scale, gamma)
     return _ScaledL2Normalize.apply(x, scale, gamma)

@@ -113,7 +113,8 @@ def strict_past_retrieval(
         return torch.zeros_like(v)
     p = dropout_p if training else 0.0
     if (q is k and p == 0.0 and q.device.type == "cpu" and k.shape[-2] == T
-            and torch.is_grad_enabled() and (k.requires_grad or v.requires_grad) and _cpu_flash_ops()):
+            and torch.is_grad_enabled() and (k.requires_grad or v.requires_grad) and _cpu_flash_ops()
+            and not torch.compiler.is_compiling()):
         return _StrictPastSelf.apply(k, v)
     v_read = v[:, :, :-1]
     if p > 0.0 and not q.is_cuda:
