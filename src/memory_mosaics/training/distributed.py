@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..config import ConfigError
+
 
 @dataclass
 class DistInfo:
@@ -30,8 +32,7 @@ class DistInfo:
 
 def setup(device: str) -> tuple[DistInfo, torch.device]:
     """Initialise the process group under torchrun; pick this process's device."""
-    info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+    info = DistInfo(int(os.environ.get("RANK", 0)), world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and info.enabled:
@@ -48,7 +49,7 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
 
 def refuse_torchrun(command: str, why: str) -> None:
     """Under torchrun, a one-line refusal for what runs in one process only."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+    if world_size() > 1:
         raise ValueError(f"{command} {why}; launch it without torchrun")
 
 
@@ -58,10 +59,10 @@ def world_size() -> int:
 
 
 def check_divisible(n: int, what: str, world: int | None = None) -> int:
-    """n / world (a global batch split over the processes), or a one-line ValueError."""
+    """n / world (a global batch split over the processes), or a one-line ConfigError (a ValueError)."""
     world = world_size() if world is None else world
     if n % world:
-        raise ValueError(f"{what} {n} must be divisible by the {world} processes")
+        raise ConfigError(f"{what} {n} must be divisible by the {world} processes")
     return n // world
 
 

@@ -119,10 +119,7 @@ class LanguageModelTask(Task):
         self.cfg, self.out, self.info, self.device = cfg, out, info, device
         self.amp_dtype = autocast_dtype(cfg.dtype, device)
         self.micro_global = cfg.batch_size // cfg.grad_accum  # sequences per micro-step over all processes
-        if self.micro_global % info.world:
-            raise ConfigError(f"batch_size / grad_accum = {self.micro_global} must be divisible by the "
-                              f"{info.world} processes")
-        self.per_rank = self.micro_global // info.world
+        D.check_divisible(self.micro_global, "batch_size / grad_accum =", info.world)
         self.ckpt_dir, self.saved = resume if resume is not None else (None, None)
         self.done = False
         if self.saved is not None:
@@ -186,8 +183,7 @@ class LanguageModelTask(Task):
     def loss(self, model, micro: int) -> torch.Tensor:
         """A micro-batch of windows drawn by the shared sampler: the same data whatever the process count."""
         starts = torch.randint(len(self.train_tok) - self.block, (self.micro_global,), generator=self.sampler)
-        rank = self.info.rank
-        x, y = windows_at(self.train_tok, starts.tolist()[rank * self.per_rank:(rank + 1) * self.per_rank], self.block)
+        x, y = windows_at(self.train_tok, D.local_part(starts, self.info).tolist(), self.block)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         logits = model(x)  # (B, T, V)
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
