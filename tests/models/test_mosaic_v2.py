@@ -73,6 +73,8 @@ def test_fast_equals_reference_forward_and_backward(name):
     model = build(**SWITCHES[name]).double()
     model.train()  # m drawn per call: the same draw for both (same seed)
     ref = copy.deepcopy(model).set_impl("reference")
+    # every layer with two paths is switched (the v2 layers were once missed, so this compared fast with fast)
+    assert {m.impl for m in ref.modules() if hasattr(m, "impl")} == {"reference"}
     idx = torch.randint(0, 256, (2, 20))
     torch.manual_seed(5)
     y = model(idx)

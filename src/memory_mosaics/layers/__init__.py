@@ -3,12 +3,14 @@
 from ..config import IMPLS, ConfigError
 from .context_memory import ContextMemory
 from .feedforward import MLP, SwiGLU
+from .gated_key_extractor import GatedKeyExtractor
 from .key_extractor import KeyExtractor
 from .persistent_memory import PersistentMemory
+from .three_level_memory import WindowedMemory
 from .value_extractor import ValueExtractor
 
 # The layers with a fast path and a reference path (`impl`); the rest have one implementation.
-SWITCHABLE = (ContextMemory, KeyExtractor, PersistentMemory, ValueExtractor)
+SWITCHABLE = (ContextMemory, GatedKeyExtractor, KeyExtractor, PersistentMemory, ValueExtractor, WindowedMemory)
 
 
 def set_impl(module, impl: str):
