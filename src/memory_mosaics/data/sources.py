@@ -154,10 +154,6 @@ def _read_chunks(path: Path) -> Iterator[str]:
         raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
 
 
-def _read_text(path: Path) -> str:
-    return "".join(_read_chunks(path))
-
-
 def _read_jsonl(path: Path) -> Iterator[str]:
     try:
         f = open(path, encoding="utf-8")

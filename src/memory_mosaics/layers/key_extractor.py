@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from ..config import MosaicConfig
 from ..ops.key_path import leaky_normalize
-from ..ops.leaky_average import leaky_average, leaky_average_reference, leaky_average_step
+from ..ops.leaky_average import leaky_average, leaky_average_reference
 from ..ops.normalize import scaled_l2_normalize as scaled_l2_normalize_fast
 from .heads import per_head, scaled_l2_normalize, split_heads
 from .init import init_linear
@@ -102,13 +102,6 @@ class KeyExtractor(nn.Module):
         kbar = self.average(self.project(x))
         return self.finish(kbar), kbar[:, :, -1:]
 
-    def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decoding step. x_t (B, 1, d), state k̄_{t-1} (B, H, 1, d_h) or None -> (k_t, k̄_t)."""
-        k = self.project(x_t)
-        if self.leaky:
-            k = leaky_average_step(state, k, self.decay_rate())
-        return self.finish(k), k
-
     def decode_constants(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(λ as (H, 1, 1), or None when the leaky average is off; the scale (H,)): the per-head values a decoding
         step needs, computed once per `generate` call instead of once per token."""
@@ -120,8 +113,8 @@ class KeyExtractor(nn.Module):
 
     def step_projected(self, k: torch.Tensor, state: torch.Tensor | None, lam: torch.Tensor | None,
                        scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`step` from k̃_t = W_φ x_t (B, H, 1, d_h) and `decode_constants`: the same arithmetic as
-        leaky_average_step + finish. Returns (k_t, k̄_t)."""
+        """One decoding step from k̃_t = W_φ x_t (B, H, 1, d_h), state k̄_{t-1} (or None) and `decode_constants`:
+        the same arithmetic as leaky_average_step + finish. Returns (k_t, k̄_t)."""
         if lam is not None and state is not None:
             k = k + lam * state
         if self.normalize:

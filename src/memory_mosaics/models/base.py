@@ -88,6 +88,13 @@ class CausalLM(nn.Module):
         cache.length += 1
         return self.logits(x)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d) final hidden states -> (B, T, V) through ln_f and the tied embedding. The Library head's 1/√d
+        scale (`logit_scale`, 1 for GPT-2's) is applied to the d-wide input, not the V-wide output: same product,
+        V/d times fewer multiplies."""
+        h = self.ln_f(x)
+        return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
+
     def num_params(self) -> int:
         """Parameter count, tied weights counted once."""
         return sum(p.numel() for p in self.parameters())

@@ -92,12 +92,6 @@ class MemoryMosaic(CausalLM):
         """Token embedding only: no positional encoding, so `start` plays no part."""
         return self.wte(idx)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, d) final hidden states -> (B, T, V). The Library's 1/√d scale is applied to the d-wide input,
-        not the V-wide output: same product, V/d times fewer multiplies."""
-        h = self.ln_f(x)
-        return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
-
     def set_impl(self, impl: str) -> MemoryMosaic:
         """Switch every layer between the "fast" and "reference" implementations (same parameters)."""
         self.config = self.config.replace(impl=impl)

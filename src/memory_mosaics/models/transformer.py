@@ -157,10 +157,6 @@ class Transformer(CausalLM):
         pos = (mask.long().cumsum(-1) - 1).clamp_min(0)[:, start:start + idx.shape[1]]  # (B, T)
         return self.wte(idx) + self.wpe(pos)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.ln_f(x)
-        return (h * self.logit_scale if self.logit_scale != 1.0 else h) @ self.wte.weight.t()
-
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) token ids with T ≤ block_size -> logits (B, T, vocab_size). mask (B, T), optional: False at
         padding (positions then count real tokens only)."""
