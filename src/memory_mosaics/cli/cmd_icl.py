@@ -10,8 +10,6 @@ trains both (in --jobs parallel processes) and prints a table beside the publish
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import replace
 
@@ -26,7 +24,7 @@ def add_parser(subparsers) -> None:
 
 def run(cfg: IclConfig) -> int:
     from ..icl.experiment import compare_runs, run_icl, summarize_compare
-    from ..processes import run_parallel
+    from ..processes import run_commands
 
     if not cfg.compare:
         run_icl(cfg)
@@ -37,9 +35,7 @@ def run(cfg: IclConfig) -> int:
     print(f"mosaic icl --compare: {cfg.task}, {len(children)} runs, {jobs} in parallel x {threads} thread(s)",
           flush=True)
     t0 = time.time()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    run_parallel([(name, [sys.executable, "-m", "memory_mosaics.cli", "icl",
-                          *to_argv(replace(child, threads=threads, progress=child.progress and jobs == 1))])
-                  for name, child in children], jobs, env)
+    run_commands("icl", [(name, to_argv(replace(child, threads=threads, progress=child.progress and jobs == 1)))
+                         for name, child in children], jobs, threads)
     summarize_compare(cfg, t0)
     return 0

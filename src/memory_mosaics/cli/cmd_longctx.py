@@ -12,11 +12,8 @@ Writes <out>/longctx.json, <out>/table.md (accuracy by evaluation length × need
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from ..longctx import LongContextConfig
 from .typed import add_command, to_argv
@@ -29,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 def run(cfg: LongContextConfig) -> int:
     from ..longctx.experiment import prepare, run_longctx, summarize
-    from ..processes import run_parallel
+    from ..processes import run_commands
 
     jobs = min(cfg.jobs, len(cfg.models))
     if jobs <= 1:
@@ -39,12 +36,7 @@ def run(cfg: LongContextConfig) -> int:
     print(f"mosaic longctx: {len(cfg.models)} models, {jobs} in parallel x {cfg.threads} thread(s) on {cfg.device}; "
           f"train at {cfg.train_len}, evaluate at {list(cfg.eval_lens)}", flush=True)
     t0 = time.time()
-    # The children import this package: from an uninstalled checkout (scripts/gpu_longctx.sh) via PYTHONPATH.
-    src = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads), "MKL_NUM_THREADS": str(cfg.threads),
-           "PYTHONPATH": src + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
-    run_parallel([(name, [sys.executable, "-m", "memory_mosaics.cli", "longctx",
-                          *to_argv(replace(cfg, models=(name,), jobs=1, write_summary=False))])
-                  for name in cfg.models], jobs, env, 0.2)
+    run_commands("longctx", [(name, to_argv(replace(cfg, models=(name,), jobs=1, write_summary=False)))
+                             for name in cfg.models], jobs, cfg.threads, 0.2)
     summarize(cfg, t0)
     return 0
