@@ -115,10 +115,14 @@ def _stream(cfg: IclConfig, device, log, run: dict):
     return model, res, info
 
 
+def _run_config(cfg: IclConfig) -> dict:
+    """The fields a resumed run must share with its checkpoint (train_config.json)."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE}
+
+
 def _files(cfg: IclConfig, model) -> dict:
     """The JSON files of each checkpoint: the model's config and the run's (what resume must match)."""
-    return {"model_config.json": model.config.to_dict(),
-            "train_config.json": {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE}}
+    return {"model_config.json": model.config.to_dict(), "train_config.json": _run_config(cfg)}
 
 
 def run_icl(cfg: IclConfig) -> dict:
@@ -154,7 +158,7 @@ def _run_one(cfg: IclConfig, out: Path, info: D.DistInfo, device: torch.device) 
 
     resume = None
     if cfg.resume:
-        resume = resume_run(out, {k: v for k, v in cfg.to_dict().items() if k not in RESUME_MUTABLE}, log=log)
+        resume = resume_run(out, _run_config(cfg), log=log)
         log(f"resuming {out} at step {resume[1]['step']}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

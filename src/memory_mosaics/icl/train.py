@@ -18,7 +18,6 @@ slice, so N processes train like one (up to the all-reduce's round-off); evaluat
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from ..optim import build_adamw, warmup_cosine
 from ..training import distributed as D
+from ..training.checkpoint import json_payloads
 from ..training.loop import Loop, Task
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
@@ -152,7 +152,7 @@ class _IclTask(Task):
         self.model, self.budget, self.device, self.log = model, budget, device, log
         self.rng = np.random.default_rng(seed)
         self.history, self.evals = [], []
-        self._files = {name: json.dumps(d, indent=2).encode() for name, d in (files or {}).items()}
+        self._files = json_payloads(files)
         self.t0 = time.time()
 
     def make_optimizer(self, model):

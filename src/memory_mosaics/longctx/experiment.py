@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config import MosaicConfig, TransformerConfig
+from ..config import MosaicConfig, TransformerConfig, at_least
 from ..models import MemoryMosaic, Transformer
 from . import task as T
 
@@ -87,10 +87,8 @@ class LongContextConfig:
     threads: int = field(default=1, metadata={"help": "torch CPU threads per process"})
 
     def __post_init__(self) -> None:
-        for name in ("train_len", "n_keys", "n_eval", "steps", "batch_size", "n_layer", "n_head", "n_embd",
-                     "short_window", "long_offset_min", "long_offset_max", "eval_batch", "jobs", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        at_least(self, 1, "train_len", "n_keys", "n_eval", "steps", "batch_size", "n_layer", "n_head", "n_embd",
+                 "short_window", "long_offset_min", "long_offset_max", "eval_batch", "jobs", "threads")
         self.models, self.eval_lens, self.depths = tuple(self.models), tuple(self.eval_lens), tuple(self.depths)
         bad = [m for m in self.models if m not in MODELS and m not in ABLATIONS]
         if bad or not self.models:

@@ -6,13 +6,13 @@ every process draws the same global batch from the same seeded stream and trains
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import torch
 
 from ..training import distributed as D
+from ..training.checkpoint import json_payloads
 from ..training.loop import Loop, Task
 from .data import BLOCK, train_batch
 from .model import MoonsMemory
@@ -37,7 +37,7 @@ class MoonsTask(Task):
         self.model = MoonsMemory(n_head).to(device)
         self.n_head, self.seed, self.iters, self.batch, self.block = n_head, seed, iters, batch, block
         self.log, self.log_every, self.reference, self.device = log, log_every, reference, device
-        self._files = {name: json.dumps(d, indent=2).encode() for name, d in (files or {}).items()}
+        self._files = json_payloads(files)
         self.losses: list[float] = []
         self.t0 = time.perf_counter()
 

@@ -98,6 +98,11 @@ def weights_bytes(state_dict: dict[str, torch.Tensor], metadata: dict[str, str] 
     return save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, metadata=metadata)
 
 
+def json_payloads(files: dict[str, Any] | None) -> dict[str, bytes]:
+    """{file name: JSON-able dict} -> the checkpoint files' bytes (indented JSON)."""
+    return {name: json.dumps(d, indent=2).encode() for name, d in (files or {}).items()}
+
+
 def state_payloads(state: dict[str, Any]) -> dict[str, bytes]:
     """state.safetensors + state.json of a resumable state (tensors, numbers, strings, lists, dicts)."""
     from safetensors.torch import save
