@@ -96,19 +96,23 @@ def test_decode_step_rejects_bad_input():
         model.decode_step(torch.full((1, 1), 999), cache)
 
 
-def test_reserved_buffers_are_not_reallocated_and_match_forward():
-    from memory_mosaics.cache import GrowingBuffer
-
+@pytest.mark.parametrize("v2", [False, True])
+def test_reserved_buffers_are_not_reallocated_and_match_forward(v2):
     model = mosaic().double()
+    if v2:  # the three-level memory's caches sit one list deeper (they were once missed by reserve)
+        torch.manual_seed(0)
+        model = MemoryMosaic(model.config.replace(**MosaicConfig.V2_SWITCHES, short_window=8, long_offset=4,
+                                                  long_offset_min=4, long_offset_max=9)).double().eval()
     torch.manual_seed(3)
-    seq = torch.randint(0, 256, (2, 40))
+    seq = torch.randint(0, 256, (2, 80))  # past the buffers' first 64 slots
     _, cache = model.prefill(seq[:, :4])
-    cache.reserve(40)
-    buffers = [b for layer in cache.blocks[0] for b in getattr(layer, "__dict__", {}).values()
-               if isinstance(b, GrowingBuffer)]
-    assert len(buffers) == 2  # the context memory's keys and values
+    cache.reserve(80)
+    buffers = cache.buffers()
+    # keys and values of the context memory per layer (v2: of its short- and long-term memories)
+    assert len(buffers) == 2 * (2 if v2 else 1) * model.config.n_layer
+    assert all(b._data.shape[2] >= 80 for b in buffers)
     ptrs = [b._data.data_ptr() for b in buffers]
-    for t in range(4, 40):
+    for t in range(4, 80):
         step_logits = model.decode_step(seq[:, t : t + 1], cache)[:, 0]
     assert [b._data.data_ptr() for b in buffers] == ptrs
     assert_close(step_logits, model(seq)[:, -1], 1e-10, what="last position")

@@ -32,18 +32,19 @@ class GrowingBuffer:
         """x: (B, H, m, D)."""
         m = x.shape[2]
         if self.length + m > self._data.shape[2]:
-            bigger = self._data.new_empty(*self._data.shape[:2], 2 * (self.length + m), self._data.shape[3])
-            bigger[:, :, : self.length] = self._data[:, :, : self.length]
-            self._data = bigger
+            self._grow(2 * (self.length + m))
         self._data[:, :, self.length : self.length + m] = x
         self.length += m
 
     def reserve(self, capacity: int) -> None:
         """Grow the storage to hold `capacity` positions now, so later appends never reallocate."""
         if capacity > self._data.shape[2]:
-            bigger = self._data.new_empty(*self._data.shape[:2], capacity, self._data.shape[3])
-            bigger[:, :, : self.length] = self._data[:, :, : self.length]
-            self._data = bigger
+            self._grow(capacity)
+
+    def _grow(self, capacity: int) -> None:
+        bigger = self._data.new_empty(*self._data.shape[:2], capacity, self._data.shape[3])
+        bigger[:, :, : self.length] = self._data[:, :, : self.length]
+        self._data = bigger
 
     def view(self) -> torch.Tensor:
         return self._data[:, :, : self.length]
@@ -97,8 +98,22 @@ class ModelCache:
 
     def reserve(self, total_length: int) -> None:
         """Preallocate every growing buffer for `total_length` positions (generate knows it up front)."""
-        for block in self.blocks:
-            for layer_cache in block if isinstance(block, list) else [block]:
-                for buf in getattr(layer_cache, "__dict__", {}).values():
-                    if isinstance(buf, GrowingBuffer):
-                        buf.reserve(total_length)
+        for buf in self.buffers():
+            buf.reserve(total_length)
+
+    def buffers(self) -> list[GrowingBuffer]:
+        """Every growing buffer of every layer cache (v1 blocks hold layer caches; v2 blocks, lists of them)."""
+        found = []
+
+        def walk(obj) -> None:
+            if isinstance(obj, GrowingBuffer):
+                found.append(obj)
+            elif isinstance(obj, (list, tuple)):
+                for item in obj:
+                    walk(item)
+            elif hasattr(obj, "__dict__") and not isinstance(obj, torch.Tensor):
+                for value in vars(obj).values():
+                    walk(value)
+
+        walk(self.blocks)
+        return found
