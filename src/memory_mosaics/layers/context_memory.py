@@ -47,9 +47,13 @@ class ContextMemory(nn.Module):
         concatenated at compute time (the stored parameters stay two Linears); the reference runs two."""
         if self.impl != "fast":
             return self.key.project(x), self.value.project(x)
-        w = torch.cat([self.key.proj.weight, self.value.proj.weight])  # (2d, d)
+        w = self._kv_weight()
         k, v = F.linear(x, w).split(w.shape[0] // 2, dim=-1)
         return split_heads(k, self.key.n_head), split_heads(v, self.value.n_head)
+
+    def _kv_weight(self) -> torch.Tensor:
+        """[W_φ; W_ψ] (2d, d): both projections as one GEMM (training fast path and each decoding step)."""
+        return torch.cat([self.key.proj.weight, self.value.proj.weight])
 
     def read(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The per-head keys and values this layer stores for input x (B, T, d): (k, k, v), each (B, H, T, d_h)."""
@@ -69,8 +73,7 @@ class ContextMemory(nn.Module):
         With a (left-padding) mask the states start at the first real token; pad keys stay stored but unread."""
         x = zero_padding(x, mask)
         k_raw, v_raw = self.project(x)
-        kbar = self.key.average(k_raw)
-        k, key_state = self.key.finish(kbar), kbar[:, :, -1:]
+        k, key_state = self.key.prefill_projected(k_raw)
         v = self.value.from_projection(v_raw)
         y = strict_past_retrieval(k, k, v, key_mask=mask)
         cache = ContextMemoryCache(key_state, GrowingBuffer(k), GrowingBuffer(v[:, :, :-1]), v_raw[:, :, -1:],
@@ -80,8 +83,7 @@ class ContextMemory(nn.Module):
     def decode_constants(self, dtype: torch.dtype) -> DecodeConstants:
         lam, key_scale = self.key.decode_constants(dtype)
         gamma = self.value.gamma.to(dtype).view(-1, 1, 1) if self.value.peek else None
-        weight = torch.cat([self.key.proj.weight, self.value.proj.weight])  # (2d, d): one GEMM per token
-        return DecodeConstants(weight, lam, key_scale, gamma, self.value.scale().to(dtype))
+        return DecodeConstants(self._kv_weight(), lam, key_scale, gamma, self.value.scale().to(dtype))
 
     def step(self, x_t: torch.Tensor, cache: ContextMemoryCache, mask: torch.Tensor | None = None) -> torch.Tensor:
         """One new position x_t (B, 1, d): complete the pending value, read the past, store this position.

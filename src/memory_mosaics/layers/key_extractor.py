@@ -99,7 +99,11 @@ class KeyExtractor(nn.Module):
 
     def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like forward, also returning the decoding state k̄ at the last position (B, H, 1, d_h)."""
-        kbar = self.average(self.project(x))
+        return self.prefill_projected(self.project(x))
+
+    def prefill_projected(self, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`prefill` from k̃ = W_φ x (B, H, T, d_h): (keys, k̄ at the last position)."""
+        kbar = self.average(k)
         return self.finish(kbar), kbar[:, :, -1:]
 
     def decode_constants(self, dtype: torch.dtype) -> tuple[torch.Tensor | None, torch.Tensor]:
