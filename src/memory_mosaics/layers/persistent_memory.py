@@ -56,12 +56,15 @@ class PersistentMemory(nn.Module):
         """α_h (H,)."""
         return torch.exp(actual(self.eta))
 
+    def banks(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M_k, α·M_v), each (H, P, d_h), in `dtype`: α folded into the value bank."""
+        return self.key_bank.to(dtype), self.scale().to(dtype)[:, None, None] * self.value_bank.to(dtype)
+
     def recall(self, q: torch.Tensor) -> torch.Tensor:
         """Read the banks with queries q (B, H, T, d_h) -> α·Σ_p softmax_p(q M_k[p]) M_v[p], (B, H, T, d_h).
         α scales the value bank (H, P, d_h) rather than the (B, H, T, d_h) output: same result, fewer multiplies."""
         p = self.attn_dropout if self.training else 0.0
-        mk = self.key_bank.to(q.dtype)
-        mv = self.scale().to(q.dtype)[:, None, None] * self.value_bank.to(q.dtype)  # (H, P, d_h)
+        mk, mv = self.banks(q.dtype)  # (H, P, d_h) each
         if self.impl == "fast":
             if p == 0.0:  # all B·T queries of a head against its bank at once (no per-batch bank gradients)
                 return shared_bank_retrieval(q, mk, mv)
@@ -88,9 +91,8 @@ class PersistentMemory(nn.Module):
     def decode_constants(self, dtype: torch.dtype) -> DecodeConstants:
         """The query's constants and the banks as SDPA reads them, α already in M_v: once per generate call."""
         lam, scale = self.query.decode_constants(dtype)
-        mk = self.key_bank.to(dtype)[None].contiguous()  # (1, H, P, d_h)
-        mv = (self.scale().to(dtype)[:, None, None] * self.value_bank.to(dtype))[None]
-        return DecodeConstants(self.query.proj.weight, lam, scale, bank_k=mk, bank_v=mv)
+        mk, mv = self.banks(dtype)
+        return DecodeConstants(self.query.proj.weight, lam, scale, bank_k=mk[None].contiguous(), bank_v=mv[None])
 
     def step(self, x_t: torch.Tensor, cache: PersistentMemoryCache) -> tuple[torch.Tensor, PersistentMemoryCache]:
         """One position x_t (B, 1, d). Eval-mode read (no retrieval dropout), as decoding always is."""
