@@ -16,22 +16,14 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .sources import EOT, cache_dir, iter_segments, sha256_file, source_bytes
+from .sources import EOT, cache_dir, segments_of, sha256_file, source_bytes
 from .tokenizer import Tokenizer, encode_segments, token_dtype
-
-
-def _segments(data) -> Iterator[tuple[str, bool]]:
-    """A data source (path or corpus name: streamed) or a list of documents -> (text, ends_document) segments."""
-    if isinstance(data, (str, os.PathLike)):
-        return iter_segments(data)
-    return ((d, True) for d in data)
 
 
 def content_key(data, tok: Tokenizer) -> str:
@@ -40,7 +32,7 @@ def content_key(data, tok: Tokenizer) -> str:
     in memory carry a flag bit in the length, so no two different segmentations collide."""
     h = hashlib.sha256(json.dumps(tok.to_dict(), sort_keys=True).encode())
     whole = True  # the next segment starts a document
-    for text, ends in _segments(data):
+    for text, ends in segments_of(data):
         b = text.encode("utf-8")
         flag = 0 if (whole and ends) else (1 << 62 if ends else 1 << 63)
         h.update((len(b) | flag).to_bytes(8, "little"))  # length prefix: ["ab","c"] and ["a","bc"] differ
@@ -96,7 +88,7 @@ def tokenize_cached(data, tok: Tokenizer, cache: Path | None = None, key: str | 
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="tokenising", disable=total < PROGRESS_BYTES,
                    dynamic_ncols=True)
         with os.fdopen(fd, "wb") as f, bar:
-            counted = _counting(_segments(data), bar)
+            counted = _counting(segments_of(data), bar)
             for ids in encode_segments(tok, counted):
                 payload = ids.tobytes()
                 f.write(payload)

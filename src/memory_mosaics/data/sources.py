@@ -216,6 +216,14 @@ def iter_segments(source: str | os.PathLike) -> Iterator[tuple[str, bool]]:
         raise ValueError(f"data source {source} contains no text")
 
 
+def segments_of(data) -> Iterator[tuple[str, bool]]:
+    """A data source (path or corpus name: streamed by iter_segments) or an iterable of documents -> (text,
+    ends_document) segments."""
+    if isinstance(data, (str, os.PathLike)):
+        return iter_segments(data)
+    return ((d, True) for d in data)
+
+
 def iter_documents(source: str | os.PathLike) -> Iterator[str]:
     """Stream the documents of SOURCE (each whole: a very long one is joined from its segments)."""
     parts: list[str] = []

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .sources import EOT, iter_segments, source_bytes
+from .sources import EOT, segments_of, source_bytes
 
 BPE_SAMPLE_BYTES = 100 << 20  # BPE merges are learned from at most 100 MiB of text (enough for a 2k-50k vocabulary)
 BPE_MIN_VOCAB = 257  # the 256 byte symbols of byte-level BPE plus <|endoftext|>
@@ -31,9 +31,7 @@ ENCODE_BATCH_CHARS = 1 << 22  # text encoded per batch when streaming
 
 def _texts(data) -> Iterator[str]:
     """The texts of `data`: a data source (path or corpus name: streamed in segments) or an iterable of documents."""
-    if isinstance(data, (str, os.PathLike)):
-        return (text for text, _ in iter_segments(data))
-    return iter(data)
+    return (text for text, _ in segments_of(data))
 
 KINDS = ("char", "bpe", "gpt2")
 
