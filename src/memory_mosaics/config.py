@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 FFN_KINDS = ("pmem", "mlp", "swiglu")
@@ -24,6 +24,10 @@ OFFSET_DRAWS = ("layer", "forward")  # v2 long-term offset m in training: a draw
 # N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
 # Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
 INITS = ("library", "gpt2")
+
+
+def _one_of(default: str, choices: tuple[str, ...]):
+    return field(default=default, metadata={"choices": choices})
 
 
 class ConfigError(ValueError):
@@ -53,6 +57,21 @@ def at_least(cfg, minimum: int, *names: str) -> None:
         value = getattr(cfg, name)
         if value is not None and value < minimum:
             raise ConfigError(f"{name} must be ≥ {minimum}, got {value}", key=name)
+
+
+def check_choices(cfg) -> None:
+    """Each field of dataclass `cfg` whose metadata lists `choices` holds one of them (each item, for a tuple or
+    list field; None where the field's default is None: unset), else ConfigError keyed by the field. argparse
+    checks the flags; this checks the same values however the config was made (Python, YAML recipe, checkpoint)."""
+    for f in dataclasses.fields(cfg):
+        allowed = f.metadata.get("choices")
+        value = getattr(cfg, f.name)
+        if allowed is None or (value is None and f.default is None):
+            continue
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        bad = [v for v in items if v not in allowed or type(v) not in {type(a) for a in allowed}]  # True ≠ 1 here
+        if bad:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, allowed))}, got {bad[0]!r}", key=f.name)
 
 
 class _Config:
@@ -99,8 +118,7 @@ class _Config:
                 value = getattr(self, name)
                 if not 0.0 <= value < 1.0:
                     raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
-        if self.init not in INITS:
-            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
+        check_choices(self)
 
     @property
     def head_dim(self) -> int:
@@ -127,9 +145,9 @@ class MosaicConfig(_Config):
     key_leaky_average: bool = True  # False: k_t from x_t alone (λ = 0), in C-mem keys and P-mem queries
     learn_bandwidth: bool = True  # False: β fixed at its initial value e² (θ is a buffer)
     key_norm: bool = True  # False: C-mem keys and P-mem queries not L2-normalised (no longer a Gaussian kernel)
-    ffn: str = "pmem"  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
+    ffn: str = _one_of("pmem", FFN_KINDS)  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
     # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
-    impl: str = "fast"
+    impl: str = _one_of("fast", IMPLS)
     scan_chunk: int = 16
     # Memory Mosaics v2 switches (docs/long_context.md). The defaults are v1: with all of them off the model is v1's,
     # parameter for parameter and logit for logit.
@@ -141,12 +159,12 @@ class MosaicConfig(_Config):
     long_offset_max: int = 0
     v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (v2 paper, arXiv 2507.03285)
     # Readings of the paper where it is ambiguous (docs/long_context.md "Choices"); the defaults are ours.
-    window_convention: str = "eq10"  # "eq10": window h reads j ∈ [t-h+1, t-1] (h-1 pairs); "appc": [t-h, t-1] (h)
-    long_offset_draw: str = "layer"  # "layer": each layer draws its own m per training forward; "forward": one for all
+    window_convention: str = _one_of("eq10", WINDOW_CONVENTIONS)  # "eq10": window h reads j ∈ [t-h+1, t-1] (h-1 pairs); "appc": [t-h, t-1] (h)
+    long_offset_draw: str = _one_of("layer", OFFSET_DRAWS)  # "layer": each layer draws its own m per training forward; "forward": one for all
     v2_per_head: bool = True  # False: the gate g, decay λ and bandwidth β₀, β₁, α are shared by a memory's heads
     # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
     # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
-    init: str = "library"
+    init: str = _one_of("library", INITS)
 
     model_type: ClassVar[str] = "mosaic"
     LEGACY: ClassVar[dict[str, Any]] = {"init": "library"}  # every Memory Mosaic before the field: Library init
@@ -183,10 +201,6 @@ class MosaicConfig(_Config):
         self._validate_common()
         if not isinstance(self.pmem_size, int) or self.pmem_size <= 0:
             raise ConfigError(f"pmem_size must be a positive integer, got {self.pmem_size!r}")
-        if self.ffn not in FFN_KINDS:
-            raise ConfigError(f"ffn must be one of {FFN_KINDS}, got {self.ffn!r}")
-        if self.impl not in IMPLS:
-            raise ConfigError(f"impl must be one of {IMPLS}, got {self.impl!r}")
         if not isinstance(self.scan_chunk, int) or self.scan_chunk < 2:
             raise ConfigError(f"scan_chunk must be an integer ≥ 2, got {self.scan_chunk!r}")
         self._validate_v2()
@@ -202,9 +216,6 @@ class MosaicConfig(_Config):
         if (lo or hi) and not (self.long_offset and 1 <= lo <= hi):
             raise ConfigError(f"long_offset_min/max must satisfy 1 ≤ min ≤ max with long_offset ≥ 1 (the inference "
                               f"offset), got min={lo}, max={hi}, long_offset={self.long_offset}")
-        for name, allowed in (("window_convention", WINDOW_CONVENTIONS), ("long_offset_draw", OFFSET_DRAWS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}", key=name)
 
     @property
     def uses_v2_memory(self) -> bool:
@@ -230,11 +241,11 @@ class TransformerConfig(_Config):
     dropout: float = 0.05  # on the embedding sum, attention probabilities and residual outputs
     # "learned": GPT-2's position table (inputs ≤ block_size); "rotary": RoPE on queries and keys (no table, any
     # length; ops/rotary.py); "none": no position information at all (causal attention alone; any length).
-    positions: str = "learned"
+    positions: str = _one_of("learned", POSITIONS)
     rope_base: float = 10000.0
     # "gpt2" (the paper's baseline, §7) or "library" (the Memory Mosaic's Library init and 1/√d head, to compare
     # heads like for like). Every preset keeps "gpt2": the baseline the authors ran. See INITS.
-    init: str = "gpt2"
+    init: str = _one_of("gpt2", INITS)
 
     model_type: ClassVar[str] = "transformer"
     LEGACY: ClassVar[dict[str, Any]] = {"init": "gpt2"}  # every transformer before the field: GPT-2 init
@@ -246,8 +257,6 @@ class TransformerConfig(_Config):
 
     def __post_init__(self) -> None:
         self._validate_common()
-        if self.positions not in POSITIONS:
-            raise ConfigError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.positions == "rotary" and self.head_dim % 2:
             raise ConfigError(f"rotary positions need an even head dimension, got {self.head_dim}")
         if not self.rope_base > 1.0:
