@@ -22,8 +22,10 @@ WINDOW_CONVENTIONS = ("eq10", "appc")  # v2 short-term window: Eq. 10 reads h-1 
 OFFSET_DRAWS = ("layer", "forward")  # v2 long-term offset m in training: a draw per layer, or one per forward
 # Initialisation and output head (layers/init.py): "library" = the authors' Library (Linears
 # N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
-# Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
+# Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ). The Memory Mosaic
+# also has "v2": v2's truncated normals (layers/v2_init.py) with the gpt2 head (logits = LN(x)·Eᵀ), as v2's.
 INITS = ("library", "gpt2")
+MOSAIC_INITS = (*INITS, "v2")
 
 
 def _one_of(default: str, choices: tuple[str, ...]):
@@ -95,9 +97,14 @@ class _Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
-        d = {k: v for k, v in d.items() if k != "model_type"}
+        d = cls._upgrade({k: v for k, v in d.items() if k != "model_type"})
         check_keys(cls, d)
         return cls(**{**cls.LEGACY, **d})
+
+    @classmethod
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """A saved config's fields renamed or merged since it was written, as today's fields (same model)."""
+        return d
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
@@ -157,14 +164,14 @@ class MosaicConfig(_Config):
     long_offset: int = 0  # m ≥ 1: long-term memory over j ≤ t-m (m used at inference); 0: no long-term memory
     long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
     long_offset_max: int = 0
-    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (v2 paper, arXiv 2507.03285)
     # Readings of the paper where it is ambiguous (docs/long_context.md "Choices"); the defaults are ours.
     window_convention: str = _one_of("eq10", WINDOW_CONVENTIONS)  # "eq10": window h reads j ∈ [t-h+1, t-1] (h-1 pairs); "appc": [t-h, t-1] (h)
     long_offset_draw: str = _one_of("layer", OFFSET_DRAWS)  # "layer": each layer draws its own m per training forward; "forward": one for all
     v2_per_head: bool = True  # False: the gate g, decay λ and bandwidth β₀, β₁, α are shared by a memory's heads
-    # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
-    # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
-    init: str = _one_of("library", INITS)
+    # "library" (the authors' Library: the paper's runs), "gpt2" (nanoMosaics' init and head, which trains ~2 nats
+    # faster in the first hundreds of steps at small width: README "Language modelling") or "v2" (v2's truncated
+    # normals σ = 1/√(2d(l+1)) and the gpt2 head; v2 paper, arXiv 2507.03285). See INITS.
+    init: str = _one_of("library", MOSAIC_INITS)
 
     model_type: ClassVar[str] = "mosaic"
     LEGACY: ClassVar[dict[str, Any]] = {"init": "library"}  # every Memory Mosaic before the field: Library init
@@ -185,13 +192,22 @@ class MosaicConfig(_Config):
     # Memory Mosaics v2: small's dimensions with windows scaled to a 256-token training context (the paper's h = 256,
     # m ~ U[64, 256] at context 4096, m = 64 at inference) and the paper's "small" model (P = 7168 gives SwiGLU d' =
     # 6144; its tokenizer is not confirmed, so the vocabulary stays GPT-2's).
-    V2_SWITCHES: ClassVar[dict[str, Any]] = dict(adaptive_bandwidth=True, key_gate=True, ffn="swiglu", v2_init=True)
+    V2_SWITCHES: ClassVar[dict[str, Any]] = dict(adaptive_bandwidth=True, key_gate=True, ffn="swiglu", init="v2")
     PRESETS["small-v2"] = dict(PRESETS["small"], **V2_SWITCHES, short_window=64, long_offset=16, long_offset_min=16,
                                long_offset_max=64)
-    # v2_init redraws every Linear and the embedding; init="gpt2" keeps the classifier unscaled, as v2's.
     PRESETS["paper-v2"] = dict(vocab_size=50304, block_size=4096, n_layer=24, n_head=16, n_embd=2048, pmem_size=7168,
-                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2", **V2_SWITCHES,
+                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, **V2_SWITCHES,
                                short_window=256, long_offset=64, long_offset_min=64, long_offset_max=256)
+
+    @classmethod
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """The boolean `v2_init` (before init="v2"): with init "gpt2" it drew exactly what init="v2" draws. With init
+        "library" (v2's draws, the Library's 1/√d head) it becomes "library": a checkpoint's weights and logits are
+        the same (the head's scale is the init's only trace in a trained model); only a fresh draw would differ."""
+        d = dict(d)
+        if d.pop("v2_init", False) and d.get("init", cls.LEGACY["init"]) == "gpt2":
+            d["init"] = "v2"
+        return d
 
     def __post_init__(self) -> None:
         if self.cmem_attn_dropout is None:

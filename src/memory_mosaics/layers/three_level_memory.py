@@ -62,7 +62,7 @@ class WindowedMemory(nn.Module):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """The key extractor's Linears (W_φ, W_g, W_λ) by the config's init scheme, the value extractor, and the
-        per-head scalars this layer adds (v2 Table 6). `v2_init=True` redraws the Linears afterwards (layers/v2_init.py)."""
+        per-head scalars this layer adds (v2 Table 6). `init="v2"` redraws the Linears afterwards (layers/v2_init.py)."""
         for linear in self.key.modules():
             if isinstance(linear, nn.Linear):
                 init_linear(linear, self.init, self.n_layer)
