@@ -177,6 +177,23 @@ def test_configs_saved_with_v2_init_load_as_init_v2():
         TransformerConfig(init="v2")  # v2's init is the Memory Mosaic's
 
 
+@pytest.mark.parametrize("name", list(SWITCHES))
+def test_reset_parameters_restores_every_per_head_scalar(name):
+    """reset_parameters reaches every tensor of the v2 memories (the gated key extractor's bandwidth θ included:
+    it was left as it stood, e.g. trained or uninitialised after building on the meta device)."""
+    model = build(**SWITCHES[name])
+    fresh = {n: p.clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.reset_parameters()
+    for n, p in model.named_parameters():
+        if n.endswith("gamma") or p.dim() >= 2:  # random draws: redrawn (test_mosaic.py checks v1 the same way)
+            assert not torch.equal(p, fresh[n] + 1.0), n
+        else:
+            assert torch.equal(p, fresh[n]), n
+
+
 def test_v2_init_scales():
     torch.manual_seed(0)
     model = MemoryMosaic(MosaicConfig.preset("small-v2", n_layer=2, vocab_size=512))

@@ -71,10 +71,9 @@ class WindowedMemory(nn.Module):
             self.theta_beta0.fill_(INIT_THETA_BETA)
             self.theta_beta1.fill_(INIT_THETA_BETA)
             self.theta_alpha.fill_(INIT_THETA_ALPHA)
-        if self.key.gated:
-            return
-        self.key.rho.copy_(stored(torch.linspace(0.5, 5.0, self.key.n_head)))
-        if self.key.scaled:
+        if not self.key.gated:  # v1's constant decays (gated keys have W_g, W_λ instead)
+            self.key.rho.copy_(stored(torch.linspace(0.5, 5.0, self.key.n_head)))
+        if self.key.scaled:  # v1's bandwidth s = e, gated or not (no random draw: the stream is unchanged)
             self.key.theta.fill_(stored(1.0))
 
     def queries(self, k: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
