@@ -148,8 +148,9 @@ class ContextMemoryV2(nn.Module):
         # The window's largest lag: Eq. 10 reads j ∈ [t-h+1, t-1] (h-1 pairs), App. C reads [t-h, t-1] (h pairs).
         self.max_short = config.short_window - (1 if config.window_convention == "eq10" else 0)
         self.m, self.m_lo, self.m_hi = config.long_offset, config.long_offset_min, config.long_offset_max
-        self.draw_per_forward = config.long_offset_draw == "forward"
-        self.shared_m: int | None = None  # set by the model for one forward pass (long_offset_draw="forward")
+        # One training forward pass's m, set by the model when long_offset_draw="forward" (models/mosaic.py), else
+        # None: this layer draws its own.
+        self.shared_m: int | None = None
         self.init, self.n_layer = config.init, config.n_layer
         self.reset_parameters()
 
@@ -161,7 +162,7 @@ class ContextMemoryV2(nn.Module):
     def long_offset(self) -> int:
         """m: drawn from U[m_lo, m_hi] in training (when a range is set), else the fixed inference offset."""
         if self.training and self.m_hi:
-            if self.draw_per_forward and self.shared_m is not None:
+            if self.shared_m is not None:
                 return self.shared_m
             return int(torch.randint(self.m_lo, self.m_hi + 1, ()).item())
         return self.m
