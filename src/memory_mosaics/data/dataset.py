@@ -90,8 +90,9 @@ def tokenize_cached(data, tok: Tokenizer, cache: Path | None = None, key: str | 
 
     Tokenised once, streamed into OUT/<key>.bin (memory does not grow with the corpus), with a sidecar
     <key>.json recording dtype, length, the sha256 of the .bin and its mtime: a cached .bin whose size or mtime
-    changed is hashed again (verify=True: always), and a damaged cache is rebuilt, never trained on. Both files are written to temporary names and renamed when complete; a failure
-    (a full disk included) leaves no temporary file behind. `key` skips recomputing content_key(data, tok).
+    changed is hashed again (verify=True: always), and a damaged cache is rebuilt, never trained on. Both files
+    are written to temporary names and renamed when complete; a failure (a full disk included) leaves no temporary
+    file behind. `key` skips recomputing content_key(data, tok).
     """
     folder = Path(cache or cache_dir()) / "tokens"
     key = key or content_key(data, tok)
