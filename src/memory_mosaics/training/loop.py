@@ -67,6 +67,26 @@ class Task:
         return {}
 
 
+class Stopwatch:
+    """A run's training time across resumes: the seconds its earlier sessions recorded in their checkpoints plus
+    this session's. A task saves `state()` in its checkpoints and hands the saved dict to `load_state` on resume,
+    so a time limit and the reported time cover the whole run."""
+
+    KEY = "elapsed_s"
+
+    def __init__(self):
+        self.before, self.start = 0.0, time.time()
+
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.start
+
+    def state(self) -> dict:
+        return {self.KEY: self.elapsed()}
+
+    def load_state(self, state: dict) -> None:
+        self.before = float(state.get(self.KEY, 0.0))  # a checkpoint from before the field: this session only
+
+
 class TrainingInterrupted(Exception):
     """SIGINT / SIGTERM stopped training at a step boundary, after saving a checkpoint of that step."""
 
