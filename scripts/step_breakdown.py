@@ -58,18 +58,22 @@ def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None) 
     return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
+def _timer(f, key: str, spent: dict):
+    def timed(ctx, *a):
+        t0 = time.process_time()
+        out = f(ctx, *a)
+        spent[key] += time.process_time() - t0
+        return out
+    return staticmethod(timed)
+
+
 def functions(repeats: int) -> None:
     spent = collections.defaultdict(float)
     for name, cls in (("key path", key_path._LeakyNormalize), ("value norm", normalize._ScaledL2Normalize),
                       ("strict past", strict_past._StrictPastSelf)):
         for phase in ("forward", "backward"):
-            def timed(ctx, *a, _f=getattr(cls, phase), _k=f"{name} {phase}"):
-                t0 = time.process_time()
-                out = _f(ctx, *a)
-                spent[_k] += time.process_time() - t0
-                return out
             setattr(cls, f"_untimed_{phase}", getattr(cls, phase))
-            setattr(cls, phase, staticmethod(timed))
+            setattr(cls, phase, _timer(getattr(cls, phase), f"{name} {phase}", spent))
     try:
         for V, B, T in CASES:
             med = timed_steps(models(V, T), V, B, T, repeats, on_repeat=lambda r: r == 2 and spent.clear())
@@ -123,10 +127,9 @@ def overhead(repeats: int) -> None:
             if r >= 5:
                 for n, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
                     parts[n].append(dt)
-        for n, fn in (("forward", lambda: F.cross_entropy(m(x).flatten(0, 1), x.flatten())),):
-            with profile(activities=[ProfilerActivity.CPU]) as p:
-                loss = fn()
-            counts[n] = sum(e.name.startswith("aten::") for e in p.events())
+        with profile(activities=[ProfilerActivity.CPU]) as p:
+            loss = F.cross_entropy(m(x).flatten(0, 1), x.flatten())
+        counts["forward"] = sum(e.name.startswith("aten::") for e in p.events())
         opt.zero_grad(set_to_none=True)
         with profile(activities=[ProfilerActivity.CPU]) as p:
             loss.backward()
