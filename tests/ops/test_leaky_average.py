@@ -127,3 +127,26 @@ def test_fused_path_only_x_or_only_b_requires_grad():
     (gx,) = torch.autograd.grad(_LeakyAverage.apply(x, b.detach(), 4).sum(), (x,))
     (gx_ref,) = torch.autograd.grad(leaky_average_reference(x, b.detach()).sum(), (x,))
     assert_close(gx, gx_ref, rtol=1e-10, what="grad x only")
+
+
+def test_scan_plan_constants_are_cached_and_plan_matches_decay_matrices():
+    """`scan_plan` reuses its b-independent tensors across calls (built once, even when first asked for inside
+    inference mode) and still gives each level's `_decay_matrix` and entry decays for every new b."""
+    from memory_mosaics.ops.leaky_average import _decay_matrix, _plan_constants, scan_plan
+
+    _plan_constants.cache_clear()
+    with torch.inference_mode():
+        scan_plan(torch.tensor([0.5, 2.0], dtype=torch.float64), 40, 4, torch.float64)
+    for seed in range(2):  # a new b each call, as in training
+        b = torch.rand(2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) * 5
+        m, e = scan_plan(b, 40, 4, torch.float64)  # 40 -> 10 -> 3: three levels
+        assert m.shape == (3, 2, 4, 4) and e.shape == (3, 2, 4)
+        for level in range(3):
+            assert_close(m[level], _decay_matrix(b * 4 ** level, 4, torch.float64), 1e-14)
+            expected = torch.exp(-(b * 4 ** level)[:, None] * torch.arange(1, 5, dtype=torch.float64))
+            assert_close(e[level], expected, 1e-14)
+    assert _plan_constants.cache_info().hits >= 2 and _plan_constants.cache_info().currsize == 1
+    # a training step after the inference-mode call: the cached constants are ordinary tensors
+    x = torch.randn(1, 2, 40, 3, dtype=torch.float64, requires_grad=True)
+    leaky_average(x, torch.tensor([0.5, 2.0], dtype=torch.float64), 4).sum().backward()
+    assert x.grad is not None

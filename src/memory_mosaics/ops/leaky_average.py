@@ -25,6 +25,8 @@ Implementations, equal to float tolerance:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -90,13 +92,23 @@ def scan_plan(b: torch.Tensor, T: int, chunk: int, dtype: torch.dtype) -> tuple[
     while n > chunk:
         n, levels = -(-n // chunk), levels + 1
     wide = torch.promote_types(dtype, torch.float32)
-    pos = torch.arange(chunk, device=b.device)
-    lag = pos[:, None] - pos[None, :]  # (C, C), t - i, exact
-    powers = torch.tensor([float(chunk) ** i for i in range(levels)], dtype=wide, device=b.device)
+    powers, lag, causal, offsets = _plan_constants(chunk, levels, wide, b.device)
     rate = powers[:, None] * b.to(wide)  # (L, H)
-    m = torch.exp(-rate[..., None, None] * lag.clamp_min(0).to(wide)) * (lag >= 0)
-    e = torch.exp(-rate[..., None] * (pos + 1).to(wide))
+    m = torch.exp(-rate[..., None, None] * lag) * causal
+    e = torch.exp(-rate[..., None] * offsets)
     return m.to(dtype), e.to(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan_constants(chunk: int, levels: int, wide: torch.dtype, device: torch.device):
+    """`scan_plan`'s b-independent tensors, built once per (chunk, levels, dtype, device): the powers C^l (L,), the
+    lags t - i clamped at 0 (C, C), the causal mask (C, C) and the offsets c + 1 (C,). Positions come from an integer
+    arange (exact), then are cast to `wide`."""
+    with torch.inference_mode(False), torch.no_grad():
+        pos = torch.arange(chunk, device=device)
+        lag = pos[:, None] - pos[None, :]  # (C, C), t - i, exact
+        powers = torch.tensor([float(chunk) ** i for i in range(levels)], dtype=wide, device=device)
+        return powers, lag.clamp_min(0).to(wide), lag >= 0, (pos + 1).to(wide)
 
 
 def scan_htk(x: torch.Tensor, b: torch.Tensor, chunk: int = DEFAULT_CHUNK, reverse: bool = False,
