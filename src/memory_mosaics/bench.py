@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .config import MosaicConfig, TransformerConfig
+from .config import MosaicConfig, TransformerConfig, check_choices
 from .models import MemoryMosaic, Transformer
 
 TRAIN_VARIANTS = ("mosaic-fast", "mosaic-reference", "transformer")
@@ -45,8 +45,11 @@ class BenchConfig:
     warmup: int = 2
     reference_max_len: int = 4096  # the T×T reference path is skipped above this length
     device: str = "cpu"
-    dtype: str = "float32"
-    skip: tuple[str, ...] = field(default_factory=tuple)  # "train", "generate"
+    dtype: str = field(default="float32", metadata={"choices": ("float32", "bfloat16", "float16")})
+    skip: tuple[str, ...] = field(default_factory=tuple, metadata={"choices": ("train", "generate")})
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 # `mosaic bench --quick`: a smoke run in seconds (flags given with --quick override these).

@@ -72,7 +72,7 @@ class ContextMemoryCache:
     keys: GrowingBuffer  # k_0 .. k_{t-1}
     values: GrowingBuffer  # v_0 .. v_{t-2} (complete)
     pending: torch.Tensor  # ṽ_{t-1}: (B, H, 1, d_h), waiting for x_t
-    consts: DecodeConstants | None = None
+    consts: DecodeConstants | None = None  # v1's ContextMemory (set by its prefill); None in v2's memories
 
 
 @dataclass

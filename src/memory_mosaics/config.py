@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 FFN_KINDS = ("pmem", "mlp", "swiglu")
@@ -22,8 +22,14 @@ WINDOW_CONVENTIONS = ("eq10", "appc")  # v2 short-term window: Eq. 10 reads h-1 
 OFFSET_DRAWS = ("layer", "forward")  # v2 long-term offset m in training: a draw per layer, or one per forward
 # Initialisation and output head (layers/init.py): "library" = the authors' Library (Linears
 # N(0, 1/fan_in), tied embedding N(0, 1/d), logits = LN(x)·Eᵀ/√d); "gpt2" = nanoGPT / nanoMosaics (§7, §9: E and
-# Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ).
+# Linears N(0, 0.02), residual output projections N(0, 0.02/√(2·n_layer)), logits = LN(x)·Eᵀ). The Memory Mosaic
+# also has "v2": v2's truncated normals (layers/v2_init.py) with the gpt2 head (logits = LN(x)·Eᵀ), as v2's.
 INITS = ("library", "gpt2")
+MOSAIC_INITS = (*INITS, "v2")
+
+
+def _one_of(default: str, choices: tuple[str, ...]):
+    return field(default=default, metadata={"choices": choices})
 
 
 class ConfigError(ValueError):
@@ -55,6 +61,21 @@ def at_least(cfg, minimum: int, *names: str) -> None:
             raise ConfigError(f"{name} must be ≥ {minimum}, got {value}", key=name)
 
 
+def check_choices(cfg) -> None:
+    """Each field of dataclass `cfg` whose metadata lists `choices` holds one of them (each item, for a tuple or
+    list field; None where the field's default is None: unset), else ConfigError keyed by the field. argparse
+    checks the flags; this checks the same values however the config was made (Python, YAML recipe, checkpoint)."""
+    for f in dataclasses.fields(cfg):
+        allowed = f.metadata.get("choices")
+        value = getattr(cfg, f.name)
+        if allowed is None or (value is None and f.default is None):
+            continue
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        bad = [v for v in items if v not in allowed or type(v) not in {type(a) for a in allowed}]  # True ≠ 1 here
+        if bad:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, allowed))}, got {bad[0]!r}", key=f.name)
+
+
 class _Config:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     model_type: ClassVar[str] = ""
@@ -76,9 +97,14 @@ class _Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
-        d = {k: v for k, v in d.items() if k != "model_type"}
+        d = cls._upgrade({k: v for k, v in d.items() if k != "model_type"})
         check_keys(cls, d)
         return cls(**{**cls.LEGACY, **d})
+
+    @classmethod
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """A saved config's fields renamed or merged since it was written, as today's fields (same model)."""
+        return d
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
@@ -99,8 +125,7 @@ class _Config:
                 value = getattr(self, name)
                 if not 0.0 <= value < 1.0:
                     raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
-        if self.init not in INITS:
-            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
+        check_choices(self)
 
     @property
     def head_dim(self) -> int:
@@ -127,9 +152,9 @@ class MosaicConfig(_Config):
     key_leaky_average: bool = True  # False: k_t from x_t alone (λ = 0), in C-mem keys and P-mem queries
     learn_bandwidth: bool = True  # False: β fixed at its initial value e² (θ is a buffer)
     key_norm: bool = True  # False: C-mem keys and P-mem queries not L2-normalised (no longer a Gaussian kernel)
-    ffn: str = "pmem"  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
+    ffn: str = _one_of("pmem", FFN_KINDS)  # "pmem" | "mlp" | "swiglu": what fills the MLP slot (mlp/swiglu at matched parameters)
     # Implementation: "fast" (O(T) scan, flash-eligible retrieval) or "reference" (T×T matrices). Same maths.
-    impl: str = "fast"
+    impl: str = _one_of("fast", IMPLS)
     scan_chunk: int = 16
     # Memory Mosaics v2 switches (docs/long_context.md). The defaults are v1: with all of them off the model is v1's,
     # parameter for parameter and logit for logit.
@@ -139,14 +164,14 @@ class MosaicConfig(_Config):
     long_offset: int = 0  # m ≥ 1: long-term memory over j ≤ t-m (m used at inference); 0: no long-term memory
     long_offset_min: int = 0  # training draws m ~ U[min, max] per layer and forward pass; (0, 0): m = long_offset
     long_offset_max: int = 0
-    v2_init: bool = False  # v2's truncated-normal init σ = 1/√(2d(l+1)) (v2 paper, arXiv 2507.03285)
     # Readings of the paper where it is ambiguous (docs/long_context.md "Choices"); the defaults are ours.
-    window_convention: str = "eq10"  # "eq10": window h reads j ∈ [t-h+1, t-1] (h-1 pairs); "appc": [t-h, t-1] (h)
-    long_offset_draw: str = "layer"  # "layer": each layer draws its own m per training forward; "forward": one for all
+    window_convention: str = _one_of("eq10", WINDOW_CONVENTIONS)  # "eq10": window h reads j ∈ [t-h+1, t-1] (h-1 pairs); "appc": [t-h, t-1] (h)
+    long_offset_draw: str = _one_of("layer", OFFSET_DRAWS)  # "layer": each layer draws its own m per training forward; "forward": one for all
     v2_per_head: bool = True  # False: the gate g, decay λ and bandwidth β₀, β₁, α are shared by a memory's heads
-    # "library" (the authors' Library: the paper's runs) or "gpt2" (nanoMosaics' init and head, which trains
-    # ~2 nats faster in the first hundreds of steps at small width: README "Language modelling"). See INITS.
-    init: str = "library"
+    # "library" (the authors' Library: the paper's runs), "gpt2" (nanoMosaics' init and head, which trains ~2 nats
+    # faster in the first hundreds of steps at small width: README "Language modelling") or "v2" (v2's truncated
+    # normals σ = 1/√(2d(l+1)) and the gpt2 head; v2 paper, arXiv 2507.03285). See INITS.
+    init: str = _one_of("library", MOSAIC_INITS)
 
     model_type: ClassVar[str] = "mosaic"
     LEGACY: ClassVar[dict[str, Any]] = {"init": "library"}  # every Memory Mosaic before the field: Library init
@@ -167,13 +192,22 @@ class MosaicConfig(_Config):
     # Memory Mosaics v2: small's dimensions with windows scaled to a 256-token training context (the paper's h = 256,
     # m ~ U[64, 256] at context 4096, m = 64 at inference) and the paper's "small" model (P = 7168 gives SwiGLU d' =
     # 6144; its tokenizer is not confirmed, so the vocabulary stays GPT-2's).
-    V2_SWITCHES: ClassVar[dict[str, Any]] = dict(adaptive_bandwidth=True, key_gate=True, ffn="swiglu", v2_init=True)
+    V2_SWITCHES: ClassVar[dict[str, Any]] = dict(adaptive_bandwidth=True, key_gate=True, ffn="swiglu", init="v2")
     PRESETS["small-v2"] = dict(PRESETS["small"], **V2_SWITCHES, short_window=64, long_offset=16, long_offset_min=16,
                                long_offset_max=64)
-    # v2_init redraws every Linear and the embedding; init="gpt2" keeps the classifier unscaled, as v2's.
     PRESETS["paper-v2"] = dict(vocab_size=50304, block_size=4096, n_layer=24, n_head=16, n_embd=2048, pmem_size=7168,
-                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, init="gpt2", **V2_SWITCHES,
+                               dropout=0.0, cmem_attn_dropout=0.0, pmem_attn_dropout=0.0, **V2_SWITCHES,
                                short_window=256, long_offset=64, long_offset_min=64, long_offset_max=256)
+
+    @classmethod
+    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """The boolean `v2_init` (before init="v2"): with init "gpt2" it drew exactly what init="v2" draws. With init
+        "library" (v2's draws, the Library's 1/√d head) it becomes "library": a checkpoint's weights and logits are
+        the same (the head's scale is the init's only trace in a trained model); only a fresh draw would differ."""
+        d = dict(d)
+        if d.pop("v2_init", False) and d.get("init", cls.LEGACY["init"]) == "gpt2":
+            d["init"] = "v2"
+        return d
 
     def __post_init__(self) -> None:
         if self.cmem_attn_dropout is None:
@@ -183,10 +217,6 @@ class MosaicConfig(_Config):
         self._validate_common()
         if not isinstance(self.pmem_size, int) or self.pmem_size <= 0:
             raise ConfigError(f"pmem_size must be a positive integer, got {self.pmem_size!r}")
-        if self.ffn not in FFN_KINDS:
-            raise ConfigError(f"ffn must be one of {FFN_KINDS}, got {self.ffn!r}")
-        if self.impl not in IMPLS:
-            raise ConfigError(f"impl must be one of {IMPLS}, got {self.impl!r}")
         if not isinstance(self.scan_chunk, int) or self.scan_chunk < 2:
             raise ConfigError(f"scan_chunk must be an integer ≥ 2, got {self.scan_chunk!r}")
         self._validate_v2()
@@ -202,9 +232,6 @@ class MosaicConfig(_Config):
         if (lo or hi) and not (self.long_offset and 1 <= lo <= hi):
             raise ConfigError(f"long_offset_min/max must satisfy 1 ≤ min ≤ max with long_offset ≥ 1 (the inference "
                               f"offset), got min={lo}, max={hi}, long_offset={self.long_offset}")
-        for name, allowed in (("window_convention", WINDOW_CONVENTIONS), ("long_offset_draw", OFFSET_DRAWS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}", key=name)
 
     @property
     def uses_v2_memory(self) -> bool:
@@ -230,11 +257,11 @@ class TransformerConfig(_Config):
     dropout: float = 0.05  # on the embedding sum, attention probabilities and residual outputs
     # "learned": GPT-2's position table (inputs ≤ block_size); "rotary": RoPE on queries and keys (no table, any
     # length; ops/rotary.py); "none": no position information at all (causal attention alone; any length).
-    positions: str = "learned"
+    positions: str = _one_of("learned", POSITIONS)
     rope_base: float = 10000.0
     # "gpt2" (the paper's baseline, §7) or "library" (the Memory Mosaic's Library init and 1/√d head, to compare
     # heads like for like). Every preset keeps "gpt2": the baseline the authors ran. See INITS.
-    init: str = "gpt2"
+    init: str = _one_of("gpt2", INITS)
 
     model_type: ClassVar[str] = "transformer"
     LEGACY: ClassVar[dict[str, Any]] = {"init": "gpt2"}  # every transformer before the field: GPT-2 init
@@ -246,8 +273,6 @@ class TransformerConfig(_Config):
 
     def __post_init__(self) -> None:
         self._validate_common()
-        if self.positions not in POSITIONS:
-            raise ConfigError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.positions == "rotary" and self.head_dim % 2:
             raise ConfigError(f"rotary positions need an even head dimension, got {self.head_dim}")
         if not self.rope_base > 1.0:

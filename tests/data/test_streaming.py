@@ -2,6 +2,7 @@
 behind on a full disk, NUL files, text after the last separator, too-small BPE vocabularies, unreadable paths."""
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -93,12 +94,58 @@ def test_damaged_cache_is_detected_and_rebuilt(tmp_path, capsys):
     raw = bytearray(bin_path.read_bytes())
     raw[10:14] = bytes(4)  # damage in place: same size, different tokens
     bin_path.write_bytes(bytes(raw))
+    _age(bin_path)  # a rewrite changes the mtime, unless it falls in the same clock tick as the cache's write
     again = tokenize_cached(str(path), tok)
     assert "is corrupt" in capsys.readouterr().err
     assert np.array_equal(np.array(again), good)
     bin_path.write_bytes(bytes(raw[:-2]))  # truncated
     assert np.array_equal(np.array(tokenize_cached(str(path), tok)), good)
     assert "expected" in capsys.readouterr().err
+
+
+def _age(path, seconds=10):
+    """Move a file's mtime by `seconds`: a later rewrite, whatever the file system's clock granularity."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
+def test_cache_hit_hashes_only_a_changed_file(tmp_path, capsys, monkeypatch):
+    """A hit whose .bin has the size and mtime recorded at writing (or last verification) is a stat, not a sha256
+    of the whole file; a same-size change with a new mtime and a truncation are still caught; verify=True hashes."""
+    path = tmp_path / "c.txt"
+    path.write_text(stories(40))
+    tok = build_tokenizer("char", str(path))
+    good = np.array(tokenize_cached(str(path), tok))
+    (bin_path,) = (sources.cache_dir() / "tokens").glob("*.bin")
+    hashed = []
+    real = dataset.sha256_file
+    monkeypatch.setattr(dataset, "sha256_file", lambda p: hashed.append(p) or real(p))
+
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and hashed == []  # unchanged: no hash
+    assert np.array_equal(tokenize_cached(str(path), tok, verify=True), good) and len(hashed) == 1
+
+    _age(bin_path)  # touched, same bytes: hashed once, found intact, the new mtime recorded
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and len(hashed) == 2
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and len(hashed) == 2
+    assert "corrupt" not in capsys.readouterr().err
+
+    raw = bytearray(bin_path.read_bytes())
+    raw[20:24] = bytes(4)  # same size, other tokens, a new mtime
+    bin_path.write_bytes(bytes(raw))
+    _age(bin_path, -10)
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and len(hashed) == 3
+    assert "is corrupt" in capsys.readouterr().err
+
+    bin_path.write_bytes(bin_path.read_bytes()[:-2])  # truncated: the size alone tells
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and len(hashed) == 3
+    assert "expected" in capsys.readouterr().err
+
+    meta_path = bin_path.with_suffix(".json")  # a cache written before mtimes were recorded: verified once
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "mtime_ns"}))
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and len(hashed) == 4
+    assert np.array_equal(tokenize_cached(str(path), tok), good) and len(hashed) == 4
+    assert json.loads(meta_path.read_text()) == meta
 
 
 def test_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
@@ -187,7 +234,7 @@ def test_streaming_a_2gb_file_stays_under_1gb_rss(tmp_path, shared_data):
         t = time.time()
         tok = build_tokenizer("char", {str(path)!r})
         tokens = tokenize_cached({str(path)!r}, tok)
-        again = tokenize_cached({str(path)!r}, tok)  # the cached path verifies the checksum
+        again = tokenize_cached({str(path)!r}, tok)  # a hit: size and mtime as recorded, no re-hash
         train, val = train_val_split(tokens, 0.01)
         print(len(tokens), int(tokens[-1]), tok.vocab_size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
               round(time.time() - t))

@@ -11,7 +11,7 @@ from tests.helpers import TINY, assert_close
 transformers = pytest.importorskip("transformers")
 
 V2 = ["short_window=8", "long_offset=4", "long_offset_min=4", "long_offset_max=12", "adaptive_bandwidth=true",
-      "key_gate=true", "ffn=swiglu", "v2_init=true"]
+      "key_gate=true", "ffn=swiglu", "init=v2"]
 
 
 def _train_and_export(kind, model_args, text_file, tmp_path):

@@ -135,3 +135,14 @@ def test_core_imports_without_transformers_and_registers_lazily():
         "assert type(AutoConfig.for_model('memory_mosaic_transformer')).__name__ == 'MosaicTransformerHFConfig'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_config_json_with_v2_init_reads_as_init_v2():
+    """A config.json exported before init="v2" (`init: gpt2, v2_init: true`) rebuilds today's config."""
+    from memory_mosaics import MosaicConfig
+    from memory_mosaics.hf import MemoryMosaicHFConfig
+
+    fields = MosaicConfig.preset("small-v2", n_layer=1).to_dict()
+    fields.pop("model_type")
+    hf = MemoryMosaicHFConfig(**{**fields, "init": "gpt2", "v2_init": True})
+    assert hf.to_library() == MosaicConfig.preset("small-v2", n_layer=1)

@@ -112,17 +112,36 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["longctx", "--out", str(tmp_path / "x"), "--data", str(tmp_path / "missing.txt")]) == 2
 
 
-def test_train_stream_time_limit_stops_after_an_evaluation():
+@pytest.mark.parametrize("limit, steps_run", [(3.5, 4), (None, 6)])
+def test_train_stream_time_limit_stops_after_an_evaluation(limit, steps_run, monkeypatch):
+    """A clock that advances 1 s per training batch: a 3.5 s limit stops a 6-step run after step 4 (the first check
+    past the limit), evaluates there once (not at step eval_every = 500) and scores the model as trained; no limit
+    runs every step. The accuracy returned is the one the evaluation computed on the final weights."""
+    import time
+
     from memory_mosaics.icl.train import Budget, train_stream
     from memory_mosaics.longctx.experiment import build
 
+    now = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
     model = build("v1", LongContextConfig(n_layer=1, n_embd=16, n_head=2))
-    budget = Budget("t", steps=1000, lr=1e-3, warmup=1, eval_every=500, val_subset=0, dropout=False, batch_size=2)
+    before = [p.detach().clone() for p in model.parameters()]
+    budget = Budget("t", steps=6, lr=1e-3, warmup=1, eval_every=500, val_subset=0, dropout=False, batch_size=2)
     x = np.random.default_rng(0).integers(0, 256, (2, 32))
     y = np.roll(x, -1, axis=1)
-    res = train_stream(model, lambda rng: (x, y), lambda m: dict(accuracy=0.5), budget, time_limit_s=1e-9,
-                       log=lambda s: None)
-    assert res["steps"] == 1 and res["evals"][-1]["step"] == 1 and res["accuracy"] == 0.5
+
+    def sample(rng):
+        now[0] += 1.0
+        return x, y
+
+    def weights_score(m):  # a number of the weights: it moves with every optimizer step
+        return dict(accuracy=float(sum(p.detach().double().sum() for p in m.parameters())))
+
+    res = train_stream(model, sample, weights_score, budget, time_limit_s=limit, log=lambda s: None)
+    assert res["steps"] == len(res["history"]) == steps_run
+    assert [e["step"] for e in res["evals"]] == [steps_run]  # one evaluation, at the stop
+    assert res["accuracy"] == weights_score(model)["accuracy"]  # of the weights training ended with
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_lm_loss_labels_every_next_token(filler):

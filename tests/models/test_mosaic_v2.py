@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
-from memory_mosaics import MemoryMosaic, MosaicConfig
+from memory_mosaics import MemoryMosaic, MosaicConfig, TransformerConfig, config_from_dict
 from memory_mosaics.config import ConfigError
 from memory_mosaics.layers import ContextMemory
 from memory_mosaics.layers.three_level_memory import ContextMemoryV2
+from memory_mosaics.layers.v2_init import v2_init_
 from tests.helpers import assert_close, assert_padded_decoding_is_each_row_alone, grad_scale
 
 TINY = dict(scan_chunk=4, block_size=32)
@@ -20,10 +21,10 @@ SWITCHES = {
     "gate": dict(key_gate=True),
     "short": dict(short_window=5),
     "long": dict(long_offset=3),
-    "no-long": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, ffn="swiglu", v2_init=True),
+    "no-long": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, ffn="swiglu", init="v2"),
     "fixed-m": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, long_offset=3, ffn="swiglu"),
     "v2": dict(adaptive_bandwidth=True, key_gate=True, short_window=5, long_offset=3, long_offset_min=3,
-               long_offset_max=9, ffn="swiglu", v2_init=True),
+               long_offset_max=9, ffn="swiglu", init="v2"),
 }
 # The ablations of the paper's ambiguous points, on top of the full v2.
 SWITCHES["appc-window"] = dict(SWITCHES["v2"], window_convention="appc")
@@ -38,7 +39,7 @@ def build(seed=0, **kw):
 
 def test_every_switch_off_is_v1_exactly():
     off = dict(adaptive_bandwidth=False, key_gate=False, short_window=0, long_offset=0, long_offset_min=0,
-               long_offset_max=0, v2_init=False)
+               long_offset_max=0, init="gpt2")  # tiny's init: v2's off
     v1, v1_explicit = build(), build(**off)
     assert isinstance(v1.blocks[0].cmem, ContextMemory)
     assert v1.state_dict().keys() == v1_explicit.state_dict().keys()
@@ -139,6 +140,58 @@ def test_long_term_memory_reads_only_past_the_offset():
     y = cmem(x)
     assert torch.equal(y[:, :6], torch.zeros_like(y[:, :6]))
     assert (y[:, 6:].abs().amax(-1) > 0).all()
+
+
+def _old_v2_init(seed, cfg):
+    """What `v2_init=True, init="gpt2"` built before init="v2": the gpt2 model, then v2's redraw (layers/v2_init.py)."""
+    torch.manual_seed(seed)
+    model = MemoryMosaic(cfg.replace(init="gpt2"))
+    v2_init_(model)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["no-long", "v2"])
+def test_init_v2_is_the_old_v2_init_with_gpt2_bit_for_bit(name):
+    cfg = MosaicConfig.preset("tiny", **TINY, **SWITCHES[name])
+    assert cfg.init == "v2"
+    new, old = build(seed=3, **SWITCHES[name]), _old_v2_init(3, cfg)
+    assert new.logit_scale == old.logit_scale == 1.0  # v2's head: unscaled, as gpt2's
+    for (k, a), b in zip(new.state_dict().items(), old.state_dict().values()):
+        assert torch.equal(a, b), k
+    idx = torch.randint(0, 256, (2, 20))
+    assert torch.equal(new(idx), old(idx))
+    assert not torch.equal(new.wte.weight, build(seed=3, **dict(SWITCHES[name], init="gpt2")).wte.weight)
+
+
+def test_configs_saved_with_v2_init_load_as_init_v2():
+    saved = MosaicConfig.preset("small-v2", n_layer=2).to_dict()
+    saved.update(init="gpt2", v2_init=True)  # how small-v2 was saved before init="v2"
+    cfg = config_from_dict(saved)
+    assert cfg == MosaicConfig.preset("small-v2", n_layer=2) and cfg.init == "v2"
+    # v2_init with the Library head: a trained model's weights and logits depend on the head scale alone.
+    assert config_from_dict({**saved, "init": "library"}).init == "library"
+    assert config_from_dict({**saved, "init": "gpt2", "v2_init": False}).init == "gpt2"
+    with pytest.raises(ConfigError, match="unknown MosaicConfig key 'v2_init'"):
+        MosaicConfig.preset("tiny", v2_init=True)  # a new config names its init with `init`
+    with pytest.raises(ConfigError, match="init must be one of library, gpt2, got 'v2'"):
+        TransformerConfig(init="v2")  # v2's init is the Memory Mosaic's
+
+
+@pytest.mark.parametrize("name", list(SWITCHES))
+def test_reset_parameters_restores_every_per_head_scalar(name):
+    """reset_parameters reaches every tensor of the v2 memories (the gated key extractor's bandwidth θ included:
+    it was left as it stood, e.g. trained or uninitialised after building on the meta device)."""
+    model = build(**SWITCHES[name])
+    fresh = {n: p.clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.reset_parameters()
+    for n, p in model.named_parameters():
+        if n.endswith("gamma") or p.dim() >= 2:  # random draws: redrawn (test_mosaic.py checks v1 the same way)
+            assert not torch.equal(p, fresh[n] + 1.0), n
+        else:
+            assert torch.equal(p, fresh[n]), n
 
 
 def test_v2_init_scales():

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import signal
+import time
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from memory_mosaics.cli import main
 from memory_mosaics.icl import train as icl_train
 from memory_mosaics.moons.experiment import load_model
 from memory_mosaics.moons.train import MoonsTask
+from memory_mosaics.training import TrainingInterrupted
 from memory_mosaics.training import checkpoint as ck
 from memory_mosaics.training.safe_state import pack
 
@@ -95,6 +97,102 @@ def test_moons_sigterm_then_resume_equals_a_straight_run(tmp_path, monkeypatch, 
     assert [p.name for p in ck.checkpoints(run)] == ["ckpt-0000004", "ckpt-0000006"]
     assert_same_state(straight, run, 6, ["data_rng", "losses"])
     assert len(ck.load_state(run / "ckpt-0000006")["losses"]) == 6
+
+
+@pytest.mark.parametrize("experiment", ["regbench", "moons"])
+def test_signal_during_the_last_step_stops_then_resume_finishes(tmp_path, monkeypatch, capsys, restore_threads,
+                                                               experiment):
+    """SIGTERM during the last step: exit 143 with the final checkpoint and no results (the evaluation after training
+    is skipped, as after any other step); the resume runs no step and writes the results of a straight run."""
+    argv, owner, name, steps, file = (
+        (ICL["regbench"], icl_train.RegBenchTask, "batch", 8, "results.json") if experiment == "regbench" else
+        (MOONS, MoonsTask, "loss", 6, "summary.json"))
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert main([*argv, "--out", str(straight)]) == 0
+    sigterm_at_batch(monkeypatch, owner, name, at_call=steps)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(run)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"stopped by SIGTERM at step {steps}, the last of training" in err[0], err
+    assert ck.step_of(ck.resolve(run)) == steps and not (run / file).exists()
+    monkeypatch.undo()
+    assert main([*argv, "--out", str(run), "--resume"]) == 0
+    a, b = (json.loads((p / file).read_text()) for p in (straight, run))
+    if experiment == "regbench":
+        assert a["history"] == b["history"] and (a["accuracy"], a["tvd"]) == (b["accuracy"], b["tvd"])
+    else:
+        assert a["final_loss"] == b["final_loss"] and a["val"] == b["val"]
+    assert_same_state(straight, run, steps, ["data_rng"])
+
+
+def ticking_clock(monkeypatch, owner, name, seconds):
+    """time.time advances `seconds` each time the loop draws a batch (owner.name), and only then."""
+    now, real = [1e6], getattr(owner, name)
+
+    def draw(*args, **kw):
+        now[0] += seconds
+        return real(*args, **kw)
+
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    monkeypatch.setattr(owner, name, draw)
+
+
+@pytest.mark.parametrize("experiment", ["icl", "moons"])
+def test_resumed_run_reports_the_training_time_of_the_whole_run(tmp_path, monkeypatch, capsys, restore_threads,
+                                                                experiment):
+    """10 s per step: a run stopped by SIGTERM at step 3 and resumed reports the seconds of all its steps (the
+    state carries them), as a straight run does; before, only the resumed steps counted."""
+    argv, owner, name = ((ICL["mqar"], icl_train.StreamTask, "batch") if experiment == "icl" else
+                         (MOONS, MoonsTask, "loss"))
+    steps = 8 if experiment == "icl" else 6
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    ticking_clock(monkeypatch, owner, name, 10.0)
+    assert main([*argv, "--out", str(straight)]) == 0
+    sigterm_at_batch(monkeypatch, owner, name, at_call=3)
+    assert main([*argv, "--out", str(run)]) == 128 + signal.SIGTERM
+    assert ck.load_state(ck.resolve(run))["elapsed_s"] == 30.0
+    monkeypatch.undo()
+    ticking_clock(monkeypatch, owner, name, 10.0)
+    assert main([*argv, "--out", str(run), "--resume"]) == 0
+    file, key = ("results.json", "train_seconds") if experiment == "icl" else ("summary.json", "train_seconds")
+    seconds = [json.loads((p / file).read_text())[key] for p in (straight, run)]
+    assert seconds == [10.0 * steps] * 2
+
+
+def _time_limited_stream(out, resume=None):
+    """train_stream of a 1-block model for at most 10 steps or 45 s."""
+    import numpy as np
+
+    from memory_mosaics import MemoryMosaic, MosaicConfig
+
+    x = np.random.default_rng(0).integers(0, 16, (2, 8))
+    torch.manual_seed(0)
+    model = MemoryMosaic(MosaicConfig.preset("tiny", vocab_size=16, n_layer=1))
+    budget = icl_train.Budget("t", steps=10, lr=1e-3, warmup=1, eval_every=100, val_subset=0, dropout=False,
+                              batch_size=2)
+    score = lambda m: dict(accuracy=float(sum(p.detach().double().sum() for p in m.parameters())))  # noqa: E731
+    resume = ck.resumable(out, need=("model.safetensors",)) if resume else None
+    return icl_train.train_stream(model, lambda rng: (x, np.roll(x, -1, 1)), score, budget, time_limit_s=45.0,
+                                  log=lambda s: None, out=out, resume=resume)
+
+
+@pytest.mark.parametrize("stop_at", [3, 5])
+def test_stream_time_limit_counts_the_sessions_before_a_resume(tmp_path, monkeypatch, stop_at):
+    """A 45 s limit at 10 s per step stops at step 5 of 10 whether or not the run was stopped by SIGTERM and
+    resumed: at step 3 (before: the resumed session started its limit afresh and stopped at step 8), or at step 5,
+    where the limit ends it (the resume runs no step; before: the signal was ignored there)."""
+    ticking_clock(monkeypatch, icl_train.StreamTask, "batch", 10.0)
+    straight = _time_limited_stream(tmp_path / "straight")
+    assert straight["steps"] == 5
+    sigterm_at_batch(monkeypatch, icl_train.StreamTask, "batch", at_call=stop_at)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        _time_limited_stream(tmp_path / "run")
+    assert stopped.value.step == stop_at and stopped.value.last == (stop_at == 5)
+    monkeypatch.undo()
+    ticking_clock(monkeypatch, icl_train.StreamTask, "batch", 10.0)
+    res = _time_limited_stream(tmp_path / "run", resume=True)
+    assert res["steps"] == 5 and res["train_seconds"] == 50.0
+    assert res["evals"] == straight["evals"] and res["accuracy"] == straight["accuracy"]
 
 
 def test_icl_and_moons_checkpoints_resume_and_load_without_pickle(tmp_path, monkeypatch, restore_threads):

@@ -2,6 +2,7 @@
 A resumed run that is already finished changes nothing; a corrupt newest checkpoint falls back to an older one."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -73,6 +74,28 @@ def test_signal_checkpoints_at_the_step_boundary_and_resume_is_exact(text_file, 
     monkeypatch.undo()
     assert main(["train", "--out", str(run), "--resume"]) == 0
     assert_same_run(straight, run, 7)
+
+
+def test_signal_during_the_last_step_stops_with_the_interrupted_status(text_file, tmp_path, monkeypatch, capsys):
+    """A signal seen at the last step is acted on like any other (exit 143, not 0): the final checkpoint, and the
+    summary (training is complete), are written; a resume has nothing left to do; the run equals a straight one."""
+    straight = tmp_path / "straight"
+    train(TrainConfig(**tiny_args(text_file, straight, max_steps=5, eval_interval=100)))
+    run = tmp_path / "run"
+    argv = ["train", *TINY, "--max-steps", "5", "--eval-interval", "100", "--lr", "1e-2", "--data", str(text_file),
+            "--out", str(run)]
+    signal_during_step(monkeypatch, signal.SIGTERM, at_call=5)
+    capsys.readouterr()
+    assert main(argv) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped by SIGTERM at step 5, the last of training" in err[0], err
+    assert [p.name for p in ck.checkpoints(run)] == ["ckpt-0000005"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["step"] == 5 and summary["val_loss"] == json.loads((straight / "summary.json").read_text())["val_loss"]
+    monkeypatch.undo()
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert "nothing to do" in capsys.readouterr().err
+    assert_same_run(straight, run, 5)
 
 
 def test_sigterm_to_a_real_process(text_file, tmp_path):

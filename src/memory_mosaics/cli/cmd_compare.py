@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from ..config import INITS
+from ..training.compare import MODELS
 from ..training.config import TrainConfig
 from .typed import add_command
 
@@ -27,9 +29,9 @@ def _f(default, help: str, **meta):
 class CompareCommand(TrainConfig):
     """Every `mosaic train` field (shared by all runs), plus what the comparison varies."""
 
-    models: tuple[str, ...] = _f(("mosaic", "transformer"), "models compared", choices=("mosaic", "transformer"))
+    models: tuple[str, ...] = _f(("mosaic", "transformer"), "models compared", choices=MODELS)
     inits: tuple[str, ...] = _f(("preset",), "initialisation / output head of every model (preset: each preset's own)",
-                                choices=("preset", "library", "gpt2"))
+                                choices=("preset", *INITS))
     seeds: tuple[int, ...] = _f((1337,), "one run per seed")
     lrs: tuple[float, ...] = _f((), "learning-rate sweep (default: --lr); min-lr keeps the ratio --min-lr / --lr")
     ood_data: str = _f("", "text scored after training, never trained on (e.g. shakespeare)")

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..config import ConfigError, check_keys
+from ..config import ConfigError, check_choices, check_keys
 
 
 def _strip_optional(tp):
@@ -164,7 +164,9 @@ def build_config(cls, args: argparse.Namespace | None = None, recipe: str | Path
     if args is not None:
         values.update(given_values(args, cls))
     check_keys(cls, values, "config")
-    return cls(**coerce(cls, values))
+    cfg = cls(**coerce(cls, values))
+    check_choices(cfg)  # also for configs without a __post_init__ that checks them
+    return cfg
 
 
 def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *, help: str,

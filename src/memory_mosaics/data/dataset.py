@@ -41,8 +41,23 @@ def content_key(data, tok: Tokenizer) -> str:
     return h.hexdigest()
 
 
-def _cached(meta_path: Path, bin_path: Path) -> np.memmap | None:
-    """The cached token array if it is complete and intact; None (after saying why) if it must be rebuilt."""
+def _rewrite_meta(meta_path: Path, meta: dict) -> None:
+    """The sidecar .json replaced by a temporary file renamed: never half-written."""
+    fd, tmp = tempfile.mkstemp(dir=meta_path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(meta, f)
+        os.replace(tmp, meta_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cached(meta_path: Path, bin_path: Path, verify: bool = False) -> np.memmap | None:
+    """The cached token array if it is complete and intact; None (after saying why) if it must be rebuilt.
+    The sha256 of the .bin is recomputed when its size or mtime differs from the ones recorded when it was last
+    written or verified (any rewrite changes the mtime), or always with verify=True; a hash that matches records
+    the new mtime, so the next hit is a stat."""
     if not (meta_path.exists() and bin_path.exists()):
         return None
     try:
@@ -51,30 +66,38 @@ def _cached(meta_path: Path, bin_path: Path) -> np.memmap | None:
     except (OSError, ValueError, KeyError, TypeError):
         print(f"token cache {meta_path} is unreadable or from an older version; rebuilding it", file=sys.stderr)
         return None
-    size = bin_path.stat().st_size
-    if size != length * dtype.itemsize:
-        print(f"token cache {bin_path} has {size:,} bytes, expected {length * dtype.itemsize:,}: rebuilding it",
-              file=sys.stderr)
+    stat = bin_path.stat()
+    if stat.st_size != length * dtype.itemsize:
+        print(f"token cache {bin_path} has {stat.st_size:,} bytes, expected {length * dtype.itemsize:,}: rebuilding "
+              f"it", file=sys.stderr)
         return None
-    if sha256_file(bin_path) != digest:  # plain reads: mapped pages would count in the resident memory
-        print(f"token cache {bin_path} is corrupt (its sha256 does not match {meta_path.name}): rebuilding it",
-              file=sys.stderr)
-        return None
+    if verify or meta.get("mtime_ns") != stat.st_mtime_ns:
+        if sha256_file(bin_path) != digest:  # plain reads: mapped pages would count in the resident memory
+            print(f"token cache {bin_path} is corrupt (its sha256 does not match {meta_path.name}): rebuilding it",
+                  file=sys.stderr)
+            return None
+        if meta.get("mtime_ns") != stat.st_mtime_ns:
+            try:
+                _rewrite_meta(meta_path, {**meta, "mtime_ns": stat.st_mtime_ns})
+            except OSError:  # a read-only cache: verified all the same, hashed again next time
+                pass
     return np.memmap(bin_path, dtype=dtype, mode="r", shape=(length,))
 
 
-def tokenize_cached(data, tok: Tokenizer, cache: Path | None = None, key: str | None = None) -> np.ndarray:
+def tokenize_cached(data, tok: Tokenizer, cache: Path | None = None, key: str | None = None,
+                    verify: bool = False) -> np.ndarray:
     """The token ids of `data` (documents or a source, each document followed by EOT) as a read-only memmap.
 
     Tokenised once, streamed into OUT/<key>.bin (memory does not grow with the corpus), with a sidecar
-    <key>.json recording dtype, length and the sha256 of the .bin, checked on every load: a damaged cache is
-    rebuilt, never trained on. Both files are written to temporary names and renamed when complete; a failure
-    (a full disk included) leaves no temporary file behind. `key` skips recomputing content_key(data, tok).
+    <key>.json recording dtype, length, the sha256 of the .bin and its mtime: a cached .bin whose size or mtime
+    changed is hashed again (verify=True: always), and a damaged cache is rebuilt, never trained on. Both files
+    are written to temporary names and renamed when complete; a failure (a full disk included) leaves no temporary
+    file behind. `key` skips recomputing content_key(data, tok).
     """
     folder = Path(cache or cache_dir()) / "tokens"
     key = key or content_key(data, tok)
     meta_path, bin_path = folder / f"{key}.json", folder / f"{key}.bin"
-    hit = _cached(meta_path, bin_path)
+    hit = _cached(meta_path, bin_path, verify)
     if hit is not None:
         return hit
     dtype = token_dtype(tok)
@@ -98,8 +121,9 @@ def tokenize_cached(data, tok: Tokenizer, cache: Path | None = None, key: str | 
             os.fsync(f.fileno())
         fd, meta_tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         tmps.append(meta_tmp)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"dtype": dtype.name, "length": length, "sha256": h.hexdigest()}, f)
+        with os.fdopen(fd, "w") as f:  # the .bin's mtime: a rename keeps it
+            json.dump({"dtype": dtype.name, "length": length, "sha256": h.hexdigest(),
+                       "mtime_ns": os.stat(tmp).st_mtime_ns}, f)
         os.replace(tmp, bin_path)
         os.replace(meta_tmp, meta_path)  # the .json is renamed last: its presence means the .bin is complete
     except BaseException as err:

@@ -37,7 +37,9 @@ class _LibraryConfig(PretrainedConfig):
 
     def to_library(self):
         """The validated MosaicConfig / TransformerConfig."""
-        return self.library_class(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self.library_class)})
+        saved = self.library_class._upgrade(self.to_dict())  # a config.json written before a field was renamed
+        return self.library_class(**{f.name: saved.get(f.name, getattr(self, f.name))
+                                     for f in dataclasses.fields(self.library_class)})
 
 
 class MemoryMosaicHFConfig(_LibraryConfig):

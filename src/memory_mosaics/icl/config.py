@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import ConfigError, at_least
+from ..config import ConfigError, at_least, check_choices
 
 TASKS = ("regbench", "induction", "mqar")
 # Fields a resumed run may change; every other field must match the checkpoint's train_config.json.
@@ -62,12 +62,7 @@ class IclConfig:
     test_batch: int = _f(256, "induction/MQAR: fixed test sequences")
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}", key="task")
-        if self.model not in (None, "mosaic", "transformer"):
-            raise ConfigError(f"unknown model {self.model!r}; choose mosaic or transformer", key="model")
-        if self.budget not in ("demo", "full"):
-            raise ConfigError(f"unknown budget {self.budget!r}; choose demo or full", key="budget")
+        check_choices(self)
         at_least(self, 1, "envs", "n_test", "threads", "jobs", "triggers", "pairs", "test_batch", "layers", "seq_len",
                  "vocab", "test_subset", "steps")
         if self.n_test < 2:

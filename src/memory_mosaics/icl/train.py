@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..optim import build_adamw, warmup_cosine
 from ..training import distributed as D
 from ..training.checkpoint import json_payloads
-from ..training.loop import Loop, Task
+from ..training.loop import Loop, Stopwatch, Task
 from .metrics import RegBenchScore
 from .regbench import RegBench, collate
 
@@ -153,7 +153,7 @@ class _IclTask(Task):
         self.rng = np.random.default_rng(seed)
         self.history, self.evals = [], []
         self._files = json_payloads(files)
-        self.t0 = time.time()
+        self.clock = Stopwatch()  # training time over the whole run, resumes included
 
     def make_optimizer(self, model):
         b = self.budget
@@ -181,11 +181,13 @@ class _IclTask(Task):
         return self.check(step, self.history[-1])
 
     def state(self) -> dict:
-        return {"data_rng": self.rng.bit_generator.state, "history": self.history, "evals": self.evals}
+        return {"data_rng": self.rng.bit_generator.state, "history": self.history, "evals": self.evals,
+                **self.clock.state()}
 
     def load_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["data_rng"]
         self.history, self.evals = state["history"], state["evals"]
+        self.clock.load_state(state)
 
     def files(self) -> dict[str, bytes]:
         return self._files
@@ -215,7 +217,7 @@ class RegBenchTask(_IclTask):
             if vl < self.best["val_loss"]:
                 self.best = dict(val_loss=vl, step=step, state=copy.deepcopy(self.model.state_dict()))
             self.log(f"  step {step:5d}/{b.steps}  loss {record['loss']:.4f}  val {vl:.4f}  lr {record['lr']:.2e}  "
-                     f"{time.time() - self.t0:6.0f}s")
+                     f"{self.clock.elapsed():6.0f}s")
 
     def state(self) -> dict:
         return {**super().state(), "order": self.order.tolist(), "pos": self.pos, "best": self.best}
@@ -239,7 +241,7 @@ class StreamTask(_IclTask):
 
     def check(self, step, record):
         b, limit = self.budget, self.time_limit_s
-        out_of_time = limit is not None and D.any_flag(time.time() - self.t0 > limit, self.info, self.device)
+        out_of_time = limit is not None and D.any_flag(self.clock.elapsed() > limit, self.info, self.device)
         if step % b.eval_every == 0 or step == b.steps or out_of_time:
             self.model.eval()
             with torch.no_grad():
@@ -247,7 +249,7 @@ class StreamTask(_IclTask):
             self.model.train()
             self.evals.append(dict(step=step, **m))
             self.log(f"  step {step:5d}/{b.steps}  loss {record['loss']:.4f}  test acc {m['accuracy']:.4f}  "
-                     f"{time.time() - self.t0:6.0f}s")
+                     f"{self.clock.elapsed():6.0f}s")
         if out_of_time:
             self.log(f"  time limit {limit:g}s reached after {step} of {b.steps} steps")
             return True  # stop
@@ -270,7 +272,7 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
     under torchrun (training/distributed.setup), None in one process."""
     task = RegBenchTask(model, data, budget, seed, device, log, files, info)
     _loop(task, grad_clip, device, progress, out, resume, amp).run()
-    train_time = time.time() - task.t0
+    train_time = task.clock.elapsed()
     model.load_state_dict(task.best["state"])
     test = data.test[:test_subset] if test_subset else data.test
     t1 = time.time()
@@ -296,4 +298,4 @@ def train_stream(model, sample, evaluate, budget: Budget, *, seed: int = 0, grad
     _loop(task, grad_clip, device, progress, out, resume, amp).run()
     final = task.evals[-1]
     return dict(accuracy=final["accuracy"], tvd=None, final=final, steps=len(task.history), budget=asdict(budget),
-                grad_clip=grad_clip, train_seconds=time.time() - task.t0, history=task.history, evals=task.evals)
+                grad_clip=grad_clip, train_seconds=task.clock.elapsed(), history=task.history, evals=task.evals)

@@ -88,7 +88,7 @@ class ContextMemory(nn.Module):
     def step(self, x_t: torch.Tensor, cache: ContextMemoryCache, mask: torch.Tensor | None = None) -> torch.Tensor:
         """One new position x_t (B, 1, d): complete the pending value, read the past, store this position.
         mask (B, t+1), optional: which positions 0..t are real (a stored pad is never read)."""
-        c = cache.consts if cache.consts is not None else self.decode_constants(x_t.dtype)
+        c = cache.consts  # set by prefill, the only maker of a v1 cache (v2's memories have no constants)
         k_raw, v_raw = F.linear(x_t, c.weight).split(c.weight.shape[0] // 2, dim=-1)
         k_raw, v_raw = split_heads(k_raw, self.key.n_head), split_heads(v_raw, self.key.n_head)
         q, cache.key_state = self.key.step_projected(k_raw, cache.key_state, c.key_decay, c.key_scale)

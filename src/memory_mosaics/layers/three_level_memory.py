@@ -62,7 +62,7 @@ class WindowedMemory(nn.Module):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """The key extractor's Linears (W_φ, W_g, W_λ) by the config's init scheme, the value extractor, and the
-        per-head scalars this layer adds (v2 Table 6). `v2_init=True` redraws the Linears afterwards (layers/v2_init.py)."""
+        per-head scalars this layer adds (v2 Table 6). `init="v2"` redraws the Linears afterwards (layers/v2_init.py)."""
         for linear in self.key.modules():
             if isinstance(linear, nn.Linear):
                 init_linear(linear, self.init, self.n_layer)
@@ -71,10 +71,9 @@ class WindowedMemory(nn.Module):
             self.theta_beta0.fill_(INIT_THETA_BETA)
             self.theta_beta1.fill_(INIT_THETA_BETA)
             self.theta_alpha.fill_(INIT_THETA_ALPHA)
-        if self.key.gated:
-            return
-        self.key.rho.copy_(stored(torch.linspace(0.5, 5.0, self.key.n_head)))
-        if self.key.scaled:
+        if not self.key.gated:  # v1's constant decays (gated keys have W_g, W_λ instead)
+            self.key.rho.copy_(stored(torch.linspace(0.5, 5.0, self.key.n_head)))
+        if self.key.scaled:  # v1's bandwidth s = e, gated or not (no random draw: the stream is unchanged)
             self.key.theta.fill_(stored(1.0))
 
     def queries(self, k: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -149,8 +148,9 @@ class ContextMemoryV2(nn.Module):
         # The window's largest lag: Eq. 10 reads j ∈ [t-h+1, t-1] (h-1 pairs), App. C reads [t-h, t-1] (h pairs).
         self.max_short = config.short_window - (1 if config.window_convention == "eq10" else 0)
         self.m, self.m_lo, self.m_hi = config.long_offset, config.long_offset_min, config.long_offset_max
-        self.draw_per_forward = config.long_offset_draw == "forward"
-        self.shared_m: int | None = None  # set by the model for one forward pass (long_offset_draw="forward")
+        # One training forward pass's m, set by the model when long_offset_draw="forward" (models/mosaic.py), else
+        # None: this layer draws its own.
+        self.shared_m: int | None = None
         self.init, self.n_layer = config.init, config.n_layer
         self.reset_parameters()
 
@@ -162,7 +162,7 @@ class ContextMemoryV2(nn.Module):
     def long_offset(self) -> int:
         """m: drawn from U[m_lo, m_hi] in training (when a range is set), else the fixed inference offset."""
         if self.training and self.m_hi:
-            if self.draw_per_forward and self.shared_m is not None:
+            if self.shared_m is not None:
                 return self.shared_m
             return int(torch.randint(self.m_lo, self.m_hi + 1, ()).item())
         return self.m

@@ -1,4 +1,4 @@
-"""Memory Mosaics v2 initialisation (v2 paper, arXiv 2507.03285), applied after the v1 reset when `v2_init=True`.
+"""Memory Mosaics v2 initialisation (v2 paper, arXiv 2507.03285), applied after the gpt2 draws when `init="v2"`.
 
 Truncated normal at ±3σ, l = block index from 0, d = width, d' = SwiGLU hidden width:
 - σ = 1/√(2d(l+1)) for every Linear of block l (W_φ, W_ψ, W_g, W_λ, W_o, W₁, W₃; also an MLP's or P-mem's);

@@ -4,12 +4,12 @@
     repeat n_layer times (pre-LN residual):
         x = x + ContextMemory(LN₁(x))           (layers/context_memory.py)
         x = x + PersistentMemory(LN₂(x))        (layers/persistent_memory.py)
-    logits = LN_f(x) Eᵀ · c                     tied embedding; c = 1/√d (init="library") or 1 (init="gpt2")
+    logits = LN_f(x) Eᵀ · c                     tied embedding; c = 1/√d (init="library") or 1 ("gpt2", "v2")
 
 Initialisation (layers/init.py) is the config's `init`: "library" follows the authors' Library (every Linear
 N(0, 1/fan_in); c_proj N(0, 1/(fan_in·n_layer)); the tied embedding std 1/√d — the output Linear's init wins over
-nn.Embedding's N(0,1)); "gpt2" follows nanoMosaics (0.02; c_proj 0.02/√(2·n_layer); no logit scale). Banks
-N(0, 1/d_h) in both. Either way the initial loss is close to ln(vocab_size).
+nn.Embedding's N(0,1)); "gpt2" follows nanoMosaics (0.02; c_proj 0.02/√(2·n_layer); no logit scale); "v2" is gpt2's,
+then v2's truncated normals (layers/v2_init.py). Banks N(0, 1/d_h) in all. Either way the initial loss is close to ln(vocab_size).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class MemoryMosaic(CausalLM):
             block.reset_parameters()
         self.ln_f.reset_parameters()
         nn.init.normal_(self.wte.weight, std=embedding_std(self.config.init, self.config.n_embd))
-        if self.config.v2_init:  # v2's truncated normals replace the draws above (layers/v2_init.py)
+        if self.config.init == "v2":  # v2's truncated normals replace the draws above (layers/v2_init.py)
             v2_init_(self)
 
     def embed(self, idx: torch.Tensor, start: int = 0, mask: torch.Tensor | None = None) -> torch.Tensor:

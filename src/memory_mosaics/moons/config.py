@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..config import ConfigError, at_least
+from ..config import ConfigError, at_least, check_choices
 from .data import BLOCK
 
 
@@ -41,8 +41,7 @@ class MoonsConfig:
                              "interrupted runs)")
 
     def __post_init__(self) -> None:
-        if self.heads not in (None, 1, 3):
-            raise ConfigError(f"heads must be 1 or 3, got {self.heads}", key="heads")
+        check_choices(self)
         at_least(self, 1, "iters", "batch", "eval_windows", "context_stride", "threads", "checkpoint_every")
         if self.block < 30:
             raise ConfigError("block must be ≥ 30 (25 generated steps need room)", key="block")

@@ -6,14 +6,12 @@ every process draws the same global batch from the same seeded stream and trains
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from ..training import distributed as D
 from ..training.checkpoint import json_payloads
-from ..training.loop import Loop, Task
+from ..training.loop import Loop, Stopwatch, Task
 from .data import BLOCK, train_batch
 from .model import MoonsMemory
 from .optim import MLXAdamW, linear_decay
@@ -39,7 +37,7 @@ class MoonsTask(Task):
         self.log, self.log_every, self.reference, self.device = log, log_every, reference, device
         self._files = json_payloads(files)
         self.losses: list[float] = []
-        self.t0 = time.perf_counter()
+        self.clock = Stopwatch()  # training time over the whole run, resumes included
 
     def make_optimizer(self, model):
         return MLXAdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=2e-8, weight_decay=0.0)
@@ -57,14 +55,15 @@ class MoonsTask(Task):
         it = step - 1
         if self.log and self.info.main and (it % self.log_every == 0 or it == self.iters - 1):
             self.log(f"heads {self.n_head} seed {self.seed} iter {it:4d} loss {loss:.5f} "
-                     f"({time.perf_counter() - self.t0:.0f} s)")
+                     f"({self.clock.elapsed():.0f} s)")
 
     def state(self) -> dict:
-        return {"data_rng": self.rng.bit_generator.state, "losses": self.losses}
+        return {"data_rng": self.rng.bit_generator.state, "losses": self.losses, **self.clock.state()}
 
     def load_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["data_rng"]
         self.losses = state["losses"]
+        self.clock.load_state(state)
 
     def files(self) -> dict[str, bytes]:
         return self._files
@@ -84,4 +83,4 @@ def train(n_head: int, seed: int = 100, iters: int = 500, batch: int = 64, block
     Loop(task, steps=iters, out=out, checkpoint_every=checkpoint_every, keep=2, progress=progress, info=task.info,
          device=device, amp=amp, resume=resume, command="mosaic moons").run()
     model = task.model.eval()
-    return model.cpu(), task.losses, time.perf_counter() - task.t0
+    return model.cpu(), task.losses, task.clock.elapsed()

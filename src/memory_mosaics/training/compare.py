@@ -22,13 +22,13 @@ import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..config import CONFIGS, INITS, ConfigError
+from ..config import CONFIGS, INITS, ConfigError, check_choices
 from .config import TrainConfig
 
 MODELS = ("mosaic", "transformer")
@@ -38,8 +38,8 @@ MODELS = ("mosaic", "transformer")
 class CompareConfig:
     base: TrainConfig  # everything shared by the runs; its model, seed, lr and out are set per run
     out: str = ""
-    models: tuple = MODELS
-    inits: tuple = ("preset",)  # "preset" (each preset's default), "library", "gpt2"
+    models: tuple = field(default=MODELS, metadata={"choices": MODELS})
+    inits: tuple = field(default=("preset",), metadata={"choices": ("preset", *INITS)})  # preset: each preset's own
     seeds: tuple = (1337,)
     lrs: tuple = ()  # empty: (base.lr,). Each run's min_lr is lr × base.min_lr / base.lr (the same decay ratio)
     ood_data: str = ""  # an out-of-distribution text scored after training ("" = none)
@@ -50,12 +50,7 @@ class CompareConfig:
     def __post_init__(self) -> None:
         if not self.out:
             raise ConfigError("no output directory given (pass --out DIR)")
-        for m in self.models:
-            if m not in MODELS:
-                raise ConfigError(f"unknown model {m!r}; choose from {', '.join(MODELS)}")
-        for i in self.inits:
-            if i != "preset" and i not in INITS:
-                raise ConfigError(f"unknown init {i!r}; choose from preset, {', '.join(INITS)}")
+        check_choices(self)
         if not self.lrs:
             self.lrs = (self.base.lr,)
         for lr in self.lrs:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from ..config import CONFIGS, ConfigError, check_keys
+from ..config import CONFIGS, ConfigError, check_choices, check_keys
 
 
 def _f(default, help: str, **meta):
@@ -19,7 +19,7 @@ def _f(default, help: str, **meta):
 @dataclass
 class TrainConfig:
     # What to train on what.
-    model: str = _f("mosaic", "model family", choices=("mosaic", "transformer"))
+    model: str = _f("mosaic", "model family", choices=tuple(CONFIGS))
     preset: str = _f("small", "model preset (tiny, small, icll, paper)")
     model_args: dict = _f({}, "model config overrides, e.g. --model-args n_layer=2 n_head=4")
     data: str = _f("", "text file, folder of text files, .jsonl of strings, or shakespeare / tinystories")
@@ -63,8 +63,7 @@ class TrainConfig:
     resume: bool = _f(False, "continue the run in --out from its last checkpoint")
 
     def __post_init__(self) -> None:
-        if self.model not in CONFIGS:
-            raise ConfigError(f"unknown model '{self.model}'; choose one of: {', '.join(CONFIGS)}")
+        check_choices(self)
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")

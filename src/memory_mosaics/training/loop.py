@@ -8,7 +8,9 @@ optimiser, how to draw a batch and score it, what to do after a step, and what e
 
 SIGINT / SIGTERM (Ctrl-C, or what a scheduler sends before killing a job) stop the run at the next step
 boundary: a checkpoint of that step is written, then `TrainingInterrupted` is raised (the CLI exits 130 / 143).
-Resuming from it continues bit-exactly. A second Ctrl-C stops at once (KeyboardInterrupt, no checkpoint).
+Resuming from it continues bit-exactly. A signal during the last step (or one the task ends early at) stops the
+same way, before what follows training (ICL / moons: the final evaluation and results; `mosaic train` writes its
+summary first, having nothing after), which the resume then does. A second Ctrl-C stops at once (KeyboardInterrupt, no checkpoint).
 """
 
 from __future__ import annotations
@@ -67,15 +69,39 @@ class Task:
         return {}
 
 
+class Stopwatch:
+    """A run's training time across resumes: the seconds its earlier sessions recorded in their checkpoints plus
+    this session's. A task saves `state()` in its checkpoints and hands the saved dict to `load_state` on resume,
+    so a time limit and the reported time cover the whole run."""
+
+    KEY = "elapsed_s"
+
+    def __init__(self):
+        self.before, self.start = 0.0, time.time()
+
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.start
+
+    def state(self) -> dict:
+        return {self.KEY: self.elapsed()}
+
+    def load_state(self, state: dict) -> None:
+        self.before = float(state.get(self.KEY, 0.0))  # a checkpoint from before the field: this session only
+
+
 class TrainingInterrupted(Exception):
     """SIGINT / SIGTERM stopped training at a step boundary, after saving a checkpoint of that step."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path, command: str = "mosaic train"):
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+    def __init__(self, signum: int, step: int, checkpoint: Path, command: str = "mosaic train", last: bool = False):
+        self.signum, self.step, self.checkpoint, self.last = signum, step, checkpoint, last
         name = signal.Signals(signum).name
         how = (f"`mosaic train --out {checkpoint.parent} --resume`" if command == "mosaic train" else
                f"the same `{command}` command plus --resume")  # its flags give the config that must match
-        super().__init__(f"stopped by {name} at step {step}; saved {checkpoint} — continue with {how}")
+        if last:  # training is over: what follows it (evaluation, results) is what a resume does
+            super().__init__(f"stopped by {name} at step {step}, the last of training; saved {checkpoint} — "
+                             f"{how} finishes the run")
+        else:
+            super().__init__(f"stopped by {name} at step {step}; saved {checkpoint} — continue with {how}")
 
 
 class StopOnSignal:
@@ -233,6 +259,7 @@ class Loop:
         self.optimizer = task.make_optimizer(self.raw)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
         self.step = 0
+        self.ended = False  # the task stopped the run early (after_step returned True): a resume runs no step
         if saved is not None:
             self._restore(ckpt, saved)
         self.fwd = torch.compile(self.model) if compile else self.model
@@ -249,7 +276,7 @@ class Loop:
             raise ckpt_io.CheckpointError(
                 f"checkpoint {ckpt}: its training state does not fit this run "
                 f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
-        self.step = saved["step"]
+        self.step, self.ended = saved["step"], bool(saved.get("ended", False))
 
     def no_sync(self, micro: int):
         """DDP all-reduces the gradients on the last micro-batch only."""
@@ -267,7 +294,7 @@ class Loop:
         o_state = D.optim_state(self.model, self.optimizer, self.fsdp)
         rngs = D.gather_objects(rng_state(self.device), info)
         if info.main:
-            state = {"step": at_step, "optimizer": o_state, "scaler": self.scaler.state_dict(), "rng": rngs,
+            state = {"step": at_step, "ended": self.ended, "optimizer": o_state, "scaler": self.scaler.state_dict(), "rng": rngs,
                      **self.task.state(), "world": info.world}
             payloads = {"model.safetensors": ckpt_io.weights_bytes(m_state), **self.task.files(),
                         **ckpt_io.state_payloads(state)}
@@ -283,7 +310,7 @@ class Loop:
         if self.out is not None:  # from here on, SIGINT / SIGTERM mean "checkpoint at the next step boundary, then stop"
             stop.arm()
         try:
-            while self.step < self.steps:
+            while self.step < self.steps and not self.ended:
                 t_step = time.time()
                 lr = task.lr_at(self.step)
                 set_lr(self.optimizer, lr)
@@ -293,19 +320,18 @@ class Loop:
                 step = self.step
                 loss = D.all_mean(torch.stack(losses).mean().item(), info, self.device)  # .item() syncs
                 early = task.after_step(step, loss, lr, time.time() - t_step)
+                self.ended = bool(early)  # ends the while loop
                 bar.set_postfix(loss=f"{loss:.4f}", **task.postfix(), refresh=False)
                 bar.update(1)
-                last = step == self.steps or bool(early)
+                last = step == self.steps or self.ended
                 every = self.checkpoint_every
                 saved_now = self.out is not None and ((every and step % every == 0) or last)
                 if saved_now:
                     self.save(step)
                 signum = D.any_signal(stop.signum, info, self.device)  # every process stops at the same step
-                if signum is not None and not last:
+                if signum is not None:  # the last step too: the run stops before what follows training
                     raise TrainingInterrupted(signum, step, self.save(step) if not saved_now
-                                              else self.out / f"ckpt-{step:07d}", self.command)
-                if early:
-                    break
+                                              else self.out / f"ckpt-{step:07d}", self.command, last)
         finally:
             bar.close()
             stop.disarm()

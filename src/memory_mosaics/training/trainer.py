@@ -259,10 +259,17 @@ class LanguageModelTask(Task):
         self.tok_s = 0.0
         try:
             loop.run(stop)
-        except TrainingInterrupted:
-            if self.metrics:
+        except TrainingInterrupted as stopped:
+            if stopped.last:  # the training is complete: its summary too, so a resume has nothing left to do
+                self._summary(loop)
+            elif self.metrics:
                 self.metrics.close()
             raise
+        return self._summary(loop)
+
+    def _summary(self, loop: Loop) -> dict:
+        """summary.json of the run (process 0; the others return {}); closes metrics.csv."""
+        cfg, info, out = self.cfg, self.info, self.out
         trained_steps = loop.step - (self.saved["step"] if self.saved is not None else 0)
         summary = {"model": cfg.model, "preset": cfg.preset, "params": self.model.num_params(), "step": loop.step,
                    "tokens": loop.step * self.tokens_per_step, "train_loss": self.train_loss,

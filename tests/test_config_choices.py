@@ -1,0 +1,55 @@
+"""Every config field that lists `choices` refuses other values however the config is made (Python, YAML
+recipe, CLI), with one ConfigError naming the field and the allowed values (config.check_choices)."""
+
+import pytest
+
+from memory_mosaics.bench import BenchConfig
+from memory_mosaics.cli import main
+from memory_mosaics.config import ConfigError, MosaicConfig, TransformerConfig
+from memory_mosaics.icl import IclConfig
+from memory_mosaics.moons import MoonsConfig
+from memory_mosaics.training import TrainConfig
+from memory_mosaics.training.compare import CompareConfig
+
+
+@pytest.mark.parametrize("make, key, allowed", [
+    (lambda: IclConfig(task="regbnch"), "task", "regbench, induction, mqar"),
+    (lambda: IclConfig(model="gpt"), "model", "mosaic, transformer"),
+    (lambda: IclConfig(dropout="yes"), "dropout", "on, off"),  # was checked by argparse only
+    (lambda: IclConfig(dtype="fp8"), "dtype", "float32, bfloat16, float16, auto"),  # argparse only
+    (lambda: MoonsConfig(heads=2), "heads", "1, 3"),
+    (lambda: MoonsConfig(heads=True), "heads", "1, 3"),  # True == 1, but is not a head count
+    (lambda: MoonsConfig(dtype="half"), "dtype", "float32"),  # argparse only
+    (lambda: TrainConfig(tokenizer="bytes"), "tokenizer", "char, bpe, gpt2"),  # argparse only
+    (lambda: TrainConfig(dtype="fp16"), "dtype", "auto, float32"),  # argparse only
+    (lambda: TrainConfig(model="rnn"), "model", "mosaic, transformer"),
+    (lambda: CompareConfig(TrainConfig(), out="x", inits=("gpt2", "xavier")), "inits", "preset, library, gpt2"),
+    (lambda: BenchConfig(dtype="auto"), "dtype", "float32, bfloat16, float16"),
+    (lambda: BenchConfig(skip=("train", "eval")), "skip", "train, generate"),
+    (lambda: MosaicConfig(ffn="moe"), "ffn", "pmem, mlp, swiglu"),
+    (lambda: MosaicConfig(window_convention="eq9"), "window_convention", "eq10, appc"),
+    (lambda: TransformerConfig(positions="alibi"), "positions", "learned, rotary, none"),
+])
+def test_bad_choice_is_a_config_error_naming_field_and_choices(make, key, allowed):
+    with pytest.raises(ConfigError, match=f"{key} must be one of {allowed}") as err:
+        make()
+    assert err.value.key == key
+
+
+def test_unset_optional_choices_and_good_values_pass():
+    assert IclConfig().model is None and MoonsConfig().heads is None
+    assert IclConfig(model="mosaic", dropout="off").dropout == "off"
+    assert BenchConfig(skip=("generate",)).skip == ("generate",)
+
+
+def test_recipe_with_a_bad_choice_is_one_line_exit_2(tmp_path, capsys):
+    """`mosaic eval` has no __post_init__: build_config checks its choices (before: split 'test' got through)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("split: test\n")
+    assert main(["eval", "--recipe", str(recipe), "--checkpoint", "x", "--data", "y"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "mosaic eval: error: --split must be one of val, train, all, got 'test'"
+    recipe.write_text("task: regbnch\n")
+    assert main(["icl", "--recipe", str(recipe), "--model", "mosaic", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mosaic icl: error: --task must be one of regbench, induction, mqar, got 'regbnch'"]
