@@ -106,6 +106,18 @@ class _Config:
         """A saved config's fields renamed or merged since it was written, as today's fields (same model)."""
         return d
 
+    @classmethod
+    def upgrade_overrides(cls, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Overrides of `preset` (a run's saved `model_args`) as today's fields: `_upgrade` read against the preset's
+        values, since an old switch may depend on a field the overrides leave to the preset. Keeps every key given
+        and adds those the upgrade sets apart from the preset's value. An unknown preset: unchanged (the caller
+        reports it)."""
+        if preset not in cls.PRESETS:
+            return dict(overrides)
+        base = cls.PRESETS[preset]
+        merged = cls._upgrade({**base, **overrides})
+        return {k: v for k, v in merged.items() if k in overrides or k not in base or base[k] != v}
+
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
 
@@ -205,8 +217,11 @@ class MosaicConfig(_Config):
         "library" (v2's draws, the Library's 1/√d head) it becomes "library": a checkpoint's weights and logits are
         the same (the head's scale is the init's only trace in a trained model); only a fresh draw would differ."""
         d = dict(d)
-        if d.pop("v2_init", False) and d.get("init", cls.LEGACY["init"]) == "gpt2":
+        v2_init, init = d.pop("v2_init", None), d.get("init", cls.LEGACY["init"])
+        if v2_init and init == "gpt2":
             d["init"] = "v2"
+        elif v2_init is False and init == "v2":  # v2_init=false over small-v2 / paper-v2 (init "gpt2" then, "v2" now)
+            d["init"] = "gpt2"
         return d
 
     def __post_init__(self) -> None:

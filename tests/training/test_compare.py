@@ -76,3 +76,16 @@ def test_compare_refuses_an_existing_comparison(text_file, tmp_path):
     (tmp_path / "c" / "runs" / "x").mkdir(parents=True)
     with pytest.raises(ConfigError, match="already holds a comparison"):
         compare(CompareConfig(TrainConfig(**tiny_args(text_file, "")), out=str(tmp_path / "c")))
+
+
+def test_compare_records_written_with_v2_init_name_their_init():
+    """compare.json runs from before init="v2" hold `v2_init` in their model_args: the table and plot read them."""
+    from memory_mosaics.training.compare import _init_of
+
+    def run(model, preset, model_args):
+        return {"model": model, "train": {"preset": preset, "model_args": model_args}}
+
+    assert _init_of(run("mosaic", "tiny", {"v2_init": True})) == "v2"
+    assert _init_of(run("mosaic", "paper", {"v2_init": True, "init": "gpt2"})) == "v2"
+    assert _init_of(run("mosaic", "small-v2", {"v2_init": False})) == "gpt2"
+    assert _init_of(run("transformer", "tiny", {})) == "gpt2"

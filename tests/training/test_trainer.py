@@ -32,25 +32,64 @@ def test_resume_continues_exactly(text_file, tmp_path, model):
     assert sorted(p.name for p in split.glob("ckpt-*")) == ["ckpt-0000004", "ckpt-0000008"]  # keep 2 by default
 
 
+def rewrite_json(ckpt, name, change):
+    """Replace checkpoint file `name` by change(its JSON), manifest updated: how an older version wrote it."""
+    import hashlib
+
+    (ckpt / name).write_text(json.dumps(change(json.loads((ckpt / name).read_text()))))
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    data = (ckpt / name).read_bytes()
+    manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_resume_keeps_the_saved_scan_chunk(text_file, tmp_path):
     """A run saved when `scan_chunk` defaulted to 64 resumes after the default became 16 (the chunk changes only
     round-off), and keeps its chunk; a changed width is still refused."""
-    import hashlib
-
     out = tmp_path / "run"
     train(TrainConfig(**tiny_args(text_file, out, max_steps=2, lr_decay_steps=4)))
     (ckpt,) = out.glob("ckpt-*")
     config = json.loads((ckpt / "model_config.json").read_text())
     assert config["scan_chunk"] != 64  # the current default; the saved run below pretends to predate it
-    config["scan_chunk"] = 64
-    (ckpt / "model_config.json").write_text(json.dumps(config))
-    manifest = json.loads((ckpt / "manifest.json").read_text())
-    data = (ckpt / "model_config.json").read_bytes()
-    manifest["files"]["model_config.json"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_json(ckpt, "model_config.json", lambda c: {**c, "scan_chunk": 64})
     train(TrainConfig(out=str(out), resume=True, max_steps=4))
     model, *_ = load_model(out)
     assert model.config.scan_chunk == 64 and len(losses(out)) == 4
+
+
+@pytest.mark.parametrize("old_args", [{"v2_init": True}, {"v2_init": True, "init": "gpt2"}])
+def test_run_started_with_v2_init_resumes_exactly(text_file, tmp_path, old_args):
+    """A run started with `--model-args v2_init=true` (before init="v2"; its train_config.json and
+    model_config.json say so) resumes, from Python as from the CLI, and ends with the weights of a straight
+    init="v2" run; the old switch given again on the resume line is the same config."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(TrainConfig(**tiny_args(text_file, straight, max_steps=4, model_args={"init": "v2"})))
+    train(TrainConfig(**tiny_args(text_file, split, max_steps=2, lr_decay_steps=4, model_args={"init": "v2"})))
+    (ckpt,) = split.glob("ckpt-*")
+    rewrite_json(ckpt, "train_config.json", lambda c: {**c, "model_args": old_args})
+    rewrite_json(ckpt, "model_config.json", lambda c: {**c, "init": "gpt2", "v2_init": True})
+    train(TrainConfig(out=str(split), resume=True, max_steps=4), given={"max_steps": 4, "model_args": old_args})
+    assert losses(split) == losses(straight)
+    a, *_ = load_model(straight)
+    b, *_ = load_model(split)
+    assert b.config.init == "v2"
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_old_model_args_upgrade_against_the_preset():
+    """v2_init read with the init the preset gives when model_args leave it out (tiny: gpt2 -> v2; paper:
+    library -> library), and v2_init=false over a preset that is "v2" today (it set v2_init=true then)."""
+    def args(preset, model_args):
+        return TrainConfig(preset=preset, model_args=model_args).model_args
+
+    assert args("tiny", {"v2_init": True}) == {"init": "v2"}
+    assert args("tiny", {"v2_init": True, "n_layer": 1}) == {"init": "v2", "n_layer": 1}
+    assert args("paper", {"v2_init": True}) == {}
+    assert args("small-v2", {"v2_init": True}) == {}
+    assert args("small-v2", {"v2_init": False}) == {"init": "gpt2"}
+    assert args("tiny", {"v2_init": False}) == {}
+    assert TrainConfig(model="transformer", model_args={"positions": "rotary"}).model_args == {"positions": "rotary"}
 
 
 def test_grad_accumulation_matches_full_batch(text_file, tmp_path):

@@ -294,8 +294,8 @@ def table(report: dict) -> str:
 def _init_of(run: dict) -> str:
     from ..config import CONFIGS
 
-    cfg = run["train"]
-    return CONFIGS[run["model"]].preset(cfg["preset"], **cfg["model_args"]).init
+    cfg, cls = run["train"], CONFIGS[run["model"]]
+    return cls.preset(cfg["preset"], **cls.upgrade_overrides(cfg["preset"], cfg["model_args"])).init
 
 
 def _log_bins(per_position: np.ndarray) -> tuple[list, list]:
