@@ -53,3 +53,29 @@ def test_recipe_with_a_bad_choice_is_one_line_exit_2(tmp_path, capsys):
     assert main(["icl", "--recipe", str(recipe), "--model", "mosaic", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mosaic icl: error: --task must be one of regbench, induction, mqar, got 'regbnch'"]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--model-args", "ffn=moe"], "--model-args ffn must be one of pmem, mlp, swiglu, got 'moe'"),
+    (["--model-args", "init=v3"], "--model-args init must be one of library, gpt2, v2, got 'v3'"),
+    (["--model", "transformer", "--model-args", "positions=alibi"],
+     "--model-args positions must be one of learned, rotary, none, got 'alibi'"),
+])
+def test_bad_model_args_value_names_model_args_not_a_missing_flag(tmp_path, capsys, args, line):
+    """A bad value inside --model-args is reported there: `mosaic train` has no --ffn / --init / --positions."""
+    data = tmp_path / "t.txt"
+    data.write_text("hello there\n" * 50)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "--preset", "tiny", *args]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"mosaic train: error: {line}"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_field_without_a_flag_is_named_as_the_field():
+    from memory_mosaics.cli import _one_line
+
+    err = ConfigError("dtype must be one of float32, got 'x'", key="dtype")
+    assert _one_line(err, frozenset({"--dtype"})) == "--dtype must be one of float32, got 'x'"
+    assert _one_line(err, frozenset({"--model-args"})) == "dtype must be one of float32, got 'x'"  # not a model field
+    assert _one_line(err) == "dtype must be one of float32, got 'x'"
+    assert _one_line(ConfigError("no output directory given", key="out"), frozenset({"--out"})) == \
+        "--out: no output directory given"
