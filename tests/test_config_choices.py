@@ -42,6 +42,23 @@ def test_unset_optional_choices_and_good_values_pass():
     assert BenchConfig(skip=("generate",)).skip == ("generate",)
 
 
+@pytest.mark.parametrize("make, key", [
+    (lambda: CompareConfig(TrainConfig(), out="x", models="transformer"), "models"),  # was a KeyError 't' later
+    (lambda: CompareConfig(TrainConfig(), out="x", inits="gpt2"), "inits"),
+    (lambda: BenchConfig(skip="train"), "skip"),  # was accepted: then "rain" in skip was True
+])
+def test_a_string_where_a_tuple_of_choices_is_due_is_refused(make, key):
+    with pytest.raises(ConfigError, match=f"{key} must be a tuple or list of ") as err:
+        make()
+    assert err.value.key == key
+
+
+def test_a_tuple_where_one_choice_is_due_is_refused():
+    with pytest.raises(ConfigError, match="ffn must be one of pmem, mlp, swiglu, got \\('pmem',\\)"):
+        MosaicConfig(ffn=("pmem",))
+    assert CompareConfig(TrainConfig(), out="x", models=["mosaic"]).models == ["mosaic"]  # a list is a sequence
+
+
 def test_recipe_with_a_bad_choice_is_one_line_exit_2(tmp_path, capsys):
     """`mosaic eval` has no __post_init__: build_config checks its choices (before: split 'test' got through)."""
     recipe = tmp_path / "r.yaml"

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
@@ -61,6 +64,18 @@ def at_least(cfg, minimum: int, *names: str) -> None:
             raise ConfigError(f"{name} must be ≥ {minimum}, got {value}", key=name)
 
 
+@functools.cache
+def _sequence_fields(cls) -> frozenset[str]:
+    """The fields of dataclass `cls` typed as a tuple or list (Optional[...] of one included)."""
+    out = set()
+    for name, tp in typing.get_type_hints(cls).items():
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        if (typing.get_origin(tp) or tp) in (tuple, list):
+            out.add(name)
+    return frozenset(out)
+
+
 def check_choices(cfg) -> None:
     """Each field of dataclass `cfg` whose metadata lists `choices` holds one of them (each item, for a tuple or
     list field; None where the field's default is None: unset), else ConfigError keyed by the field. argparse
@@ -70,7 +85,13 @@ def check_choices(cfg) -> None:
         value = getattr(cfg, f.name)
         if allowed is None or (value is None and f.default is None):
             continue
-        items = value if isinstance(value, (tuple, list)) else (value,)
+        if f.name not in _sequence_fields(type(cfg)):
+            items = (value,)
+        elif isinstance(value, (tuple, list)):
+            items = value
+        else:  # a str would pass item by item ("train" in "train") and be iterated by its characters later
+            raise ConfigError(f"{f.name} must be a tuple or list of {', '.join(map(str, allowed))}, got {value!r}",
+                              key=f.name)
         bad = [v for v in items if v not in allowed or type(v) not in {type(a) for a in allowed}]  # True ≠ 1 here
         if bad:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, allowed))}, got {bad[0]!r}", key=f.name)
