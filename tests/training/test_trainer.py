@@ -77,6 +77,30 @@ def test_run_started_with_v2_init_resumes_exactly(text_file, tmp_path, old_args)
         assert torch.equal(p, q), name
 
 
+def test_resumed_run_reports_the_elapsed_time_of_the_whole_run(text_file, tmp_path, monkeypatch):
+    """10 s per training micro-batch: a run stopped at step 2 and resumed to 4 reports 40 s in summary.json and
+    metrics.csv, as a straight run does (before, the summary counted the last session only)."""
+    import time
+
+    from memory_mosaics.training.trainer import LanguageModelTask
+
+    now, real = [1e6], LanguageModelTask.loss
+
+    def loss(self, model, micro):
+        now[0] += 10.0
+        return real(self, model, micro)
+
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(LanguageModelTask, "loss", loss)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(TrainConfig(**tiny_args(text_file, straight, max_steps=4)))
+    train(TrainConfig(**tiny_args(text_file, split, max_steps=2, lr_decay_steps=4)))
+    train(TrainConfig(out=str(split), resume=True, max_steps=4))
+    for out in (straight, split):
+        assert json.loads((out / "summary.json").read_text())["elapsed_s"] == 40.0
+        assert [r["elapsed_s"] for r in read_metrics(out / "metrics.csv")] == [10.0, 20.0, 30.0, 40.0]
+
+
 def test_old_model_args_upgrade_against_the_preset():
     """v2_init read with the init the preset gives when model_args leave it out (tiny: gpt2 -> v2; paper:
     library -> library), and v2_init=false over a preset that is "v2" today (it set v2_init=true then)."""
