@@ -7,7 +7,7 @@ from memory_mosaics.config import ConfigError
 from memory_mosaics.training import TrainConfig, load_model, train
 from memory_mosaics.training.config import merge_for_resume
 from memory_mosaics.training.metrics import read_metrics
-from tests.helpers import tiny_args
+from tests.helpers import TINY, tiny_args
 
 
 def losses(out):
@@ -176,3 +176,27 @@ def test_compiled_training_saves_plain_weights(text_file, tmp_path):
         keys = list(f.keys())
     assert keys and not any(k.startswith(("_orig_mod.", "module.")) for k in keys)
     load_model(out)
+
+
+def test_verify_cache_flag_hashes_a_token_cache_restored_with_its_mtime(text_file, tmp_path, monkeypatch, capsys):
+    """A cached .bin damaged with its size and mtime kept (a rotted backup restored with cp -p) is served unhashed;
+    `--verify-cache` (allowed on --resume) reaches tokenize_cached, which finds it corrupt and rebuilds it."""
+    import os
+
+    from memory_mosaics.cli import main
+    from memory_mosaics.data import sources
+    from memory_mosaics.training import trainer
+
+    seen, real = [], trainer.tokenize_cached
+    monkeypatch.setattr(trainer, "tokenize_cached", lambda *a, **kw: seen.append(kw.get("verify")) or real(*a, **kw))
+    run = ["train", *TINY, "--data", str(text_file), "--out", str(tmp_path / "run")]
+    assert main([*run, "--max-steps", "2", "--lr-decay-steps", "4"]) == 0
+    (bin_path,) = (sources.cache_dir() / "tokens").glob("*.bin")
+    good, st = bin_path.read_bytes(), bin_path.stat()
+    bin_path.write_bytes(good[:100] + bytes(8) + good[108:])  # same size, other tokens ...
+    os.utime(bin_path, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the mtime the sidecar recorded
+    capsys.readouterr()
+    assert main([*run, "--resume", "--max-steps", "4", "--verify-cache"]) == 0
+    assert seen == [False, True] and "is corrupt" in capsys.readouterr().err
+    assert bin_path.read_bytes() == good
+    assert json.loads((tmp_path / "run" / "ckpt-0000004" / "train_config.json").read_text())["verify_cache"]

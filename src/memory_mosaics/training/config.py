@@ -28,6 +28,8 @@ class TrainConfig:
     bpe_vocab_size: int = _f(2048, "vocabulary size of the trained BPE tokenizer")
     vocab_multiple: int = _f(1, "pad the model's vocabulary to a multiple of this (64 for GPU efficiency)")
     val_fraction: float = _f(0.1, "fraction of tokens (the end of the data) held out for validation")
+    verify_cache: bool = _f(False, "hash the cached token file before using it (default: only when its size or "
+                                   "mtime changed; a copy restored with cp -p / rsync -a keeps both)")
     # Optimisation (batch_size is global: sequences per optimizer step over all processes and micro-steps).
     batch_size: int = _f(16, "sequences per optimizer step, summed over processes and accumulation micro-steps")
     grad_accum: int = _f(1, "gradient-accumulation micro-steps per optimizer step")
@@ -111,7 +113,7 @@ class TrainConfig:
 # Fields a resumed run may change; every other field must match the checkpoint's (else ConfigError).
 RESUME_MUTABLE = {"max_steps", "eval_interval", "checkpoint_interval", "log_interval", "device", "compile",
                   "threads", "progress", "tensorboard", "wandb", "wandb_project", "resume", "out", "data",
-                  "lr_decay_steps", "keep_checkpoints"}
+                  "lr_decay_steps", "keep_checkpoints", "verify_cache"}
 
 
 def changed_fields(cfg: TrainConfig) -> dict[str, Any]:

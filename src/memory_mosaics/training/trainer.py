@@ -52,7 +52,7 @@ def prepare_data(cfg: TrainConfig, tokenizer=None):
     if tokenizer is None:
         tokenizer = build_tokenizer(cfg.tokenizer, cfg.data, cfg.bpe_vocab_size)
     key = content_key(cfg.data, tokenizer)
-    tokens = tokenize_cached(cfg.data, tokenizer, key=key)
+    tokens = tokenize_cached(cfg.data, tokenizer, key=key, verify=cfg.verify_cache)
     train_tok, val_tok = train_val_split(tokens, cfg.val_fraction)
     return tokenizer, train_tok, val_tok, key
 
