@@ -42,6 +42,23 @@ def test_unset_optional_choices_and_good_values_pass():
     assert BenchConfig(skip=("generate",)).skip == ("generate",)
 
 
+@pytest.mark.parametrize("make, key", [
+    (lambda: CompareConfig(TrainConfig(), out="x", models="transformer"), "models"),  # was a KeyError 't' later
+    (lambda: CompareConfig(TrainConfig(), out="x", inits="gpt2"), "inits"),
+    (lambda: BenchConfig(skip="train"), "skip"),  # was accepted: then "rain" in skip was True
+])
+def test_a_string_where_a_tuple_of_choices_is_due_is_refused(make, key):
+    with pytest.raises(ConfigError, match=f"{key} must be a tuple or list of ") as err:
+        make()
+    assert err.value.key == key
+
+
+def test_a_tuple_where_one_choice_is_due_is_refused():
+    with pytest.raises(ConfigError, match="ffn must be one of pmem, mlp, swiglu, got \\('pmem',\\)"):
+        MosaicConfig(ffn=("pmem",))
+    assert CompareConfig(TrainConfig(), out="x", models=["mosaic"]).models == ["mosaic"]  # a list is a sequence
+
+
 def test_recipe_with_a_bad_choice_is_one_line_exit_2(tmp_path, capsys):
     """`mosaic eval` has no __post_init__: build_config checks its choices (before: split 'test' got through)."""
     recipe = tmp_path / "r.yaml"
@@ -53,3 +70,29 @@ def test_recipe_with_a_bad_choice_is_one_line_exit_2(tmp_path, capsys):
     assert main(["icl", "--recipe", str(recipe), "--model", "mosaic", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mosaic icl: error: --task must be one of regbench, induction, mqar, got 'regbnch'"]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--model-args", "ffn=moe"], "--model-args ffn must be one of pmem, mlp, swiglu, got 'moe'"),
+    (["--model-args", "init=v3"], "--model-args init must be one of library, gpt2, v2, got 'v3'"),
+    (["--model", "transformer", "--model-args", "positions=alibi"],
+     "--model-args positions must be one of learned, rotary, none, got 'alibi'"),
+])
+def test_bad_model_args_value_names_model_args_not_a_missing_flag(tmp_path, capsys, args, line):
+    """A bad value inside --model-args is reported there: `mosaic train` has no --ffn / --init / --positions."""
+    data = tmp_path / "t.txt"
+    data.write_text("hello there\n" * 50)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "o"), "--preset", "tiny", *args]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"mosaic train: error: {line}"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_field_without_a_flag_is_named_as_the_field():
+    from memory_mosaics.cli import _one_line
+
+    err = ConfigError("dtype must be one of float32, got 'x'", key="dtype")
+    assert _one_line(err, frozenset({"--dtype"})) == "--dtype must be one of float32, got 'x'"
+    assert _one_line(err, frozenset({"--model-args"})) == "dtype must be one of float32, got 'x'"  # not a model field
+    assert _one_line(err) == "dtype must be one of float32, got 'x'"
+    assert _one_line(ConfigError("no output directory given", key="out"), frozenset({"--out"})) == \
+        "--out: no output directory given"

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
@@ -61,6 +64,18 @@ def at_least(cfg, minimum: int, *names: str) -> None:
             raise ConfigError(f"{name} must be ≥ {minimum}, got {value}", key=name)
 
 
+@functools.cache
+def _sequence_fields(cls) -> frozenset[str]:
+    """The fields of dataclass `cls` typed as a tuple or list (Optional[...] of one included)."""
+    out = set()
+    for name, tp in typing.get_type_hints(cls).items():
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        if (typing.get_origin(tp) or tp) in (tuple, list):
+            out.add(name)
+    return frozenset(out)
+
+
 def check_choices(cfg) -> None:
     """Each field of dataclass `cfg` whose metadata lists `choices` holds one of them (each item, for a tuple or
     list field; None where the field's default is None: unset), else ConfigError keyed by the field. argparse
@@ -70,7 +85,13 @@ def check_choices(cfg) -> None:
         value = getattr(cfg, f.name)
         if allowed is None or (value is None and f.default is None):
             continue
-        items = value if isinstance(value, (tuple, list)) else (value,)
+        if f.name not in _sequence_fields(type(cfg)):
+            items = (value,)
+        elif isinstance(value, (tuple, list)):
+            items = value
+        else:  # a str would pass item by item ("train" in "train") and be iterated by its characters later
+            raise ConfigError(f"{f.name} must be a tuple or list of {', '.join(map(str, allowed))}, got {value!r}",
+                              key=f.name)
         bad = [v for v in items if v not in allowed or type(v) not in {type(a) for a in allowed}]  # True ≠ 1 here
         if bad:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, allowed))}, got {bad[0]!r}", key=f.name)
@@ -105,6 +126,18 @@ class _Config:
     def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
         """A saved config's fields renamed or merged since it was written, as today's fields (same model)."""
         return d
+
+    @classmethod
+    def upgrade_overrides(cls, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Overrides of `preset` (a run's saved `model_args`) as today's fields: `_upgrade` read against the preset's
+        values, since an old switch may depend on a field the overrides leave to the preset. Keeps every key given
+        and adds those the upgrade sets apart from the preset's value. An unknown preset: unchanged (the caller
+        reports it)."""
+        if preset not in cls.PRESETS:
+            return dict(overrides)
+        base = cls.PRESETS[preset]
+        merged = cls._upgrade({**base, **overrides})
+        return {k: v for k, v in merged.items() if k in overrides or k not in base or base[k] != v}
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_type": self.model_type, **dataclasses.asdict(self)}
@@ -205,8 +238,11 @@ class MosaicConfig(_Config):
         "library" (v2's draws, the Library's 1/√d head) it becomes "library": a checkpoint's weights and logits are
         the same (the head's scale is the init's only trace in a trained model); only a fresh draw would differ."""
         d = dict(d)
-        if d.pop("v2_init", False) and d.get("init", cls.LEGACY["init"]) == "gpt2":
+        v2_init, init = d.pop("v2_init", None), d.get("init", cls.LEGACY["init"])
+        if v2_init and init == "gpt2":
             d["init"] = "v2"
+        elif v2_init is False and init == "v2":  # v2_init=false over small-v2 / paper-v2 (init "gpt2" then, "v2" now)
+            d["init"] = "gpt2"
         return d
 
     def __post_init__(self) -> None:

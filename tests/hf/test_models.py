@@ -137,8 +137,11 @@ def test_core_imports_without_transformers_and_registers_lazily():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_config_json_with_v2_init_reads_as_init_v2():
-    """A config.json exported before init="v2" (`init: gpt2, v2_init: true`) rebuilds today's config."""
+def test_config_json_with_v2_init_reads_as_init_v2(tmp_path):
+    """A config.json exported before init="v2" (`init: gpt2, v2_init: true`) rebuilds today's config, and the
+    HF config itself says init "v2" and writes no `v2_init` back (it kept both and saved them again)."""
+    import json
+
     from memory_mosaics import MosaicConfig
     from memory_mosaics.hf import MemoryMosaicHFConfig
 
@@ -146,3 +149,15 @@ def test_config_json_with_v2_init_reads_as_init_v2():
     fields.pop("model_type")
     hf = MemoryMosaicHFConfig(**{**fields, "init": "gpt2", "v2_init": True})
     assert hf.to_library() == MosaicConfig.preset("small-v2", n_layer=1)
+    assert hf.init == "v2" and not hasattr(hf, "v2_init")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({**fields, "model_type": "memory_mosaic", "init": "gpt2",
+                                                 "v2_init": True}))
+    loaded = MemoryMosaicHFConfig.from_pretrained(old)
+    assert loaded.init == "v2" and loaded.to_library() == MosaicConfig.preset("small-v2", n_layer=1)
+    loaded.save_pretrained(tmp_path / "resaved")
+    saved = json.loads((tmp_path / "resaved" / "config.json").read_text())
+    assert saved["init"] == "v2" and "v2_init" not in saved
+    assert MemoryMosaicHFConfig.from_pretrained(tmp_path / "resaved").to_library() == loaded.to_library()
+    assert MemoryMosaicHFConfig().tie_word_embeddings is False  # the library's head: one tensor, nothing to tie

@@ -123,7 +123,7 @@ def test_train_stream_time_limit_stops_after_an_evaluation(limit, steps_run, mon
     from memory_mosaics.longctx.experiment import build
 
     now = [1000.0]
-    monkeypatch.setattr(time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the training clock (loop.Stopwatch)
     model = build("v1", LongContextConfig(n_layer=1, n_embd=16, n_head=2))
     before = [p.detach().clone() for p in model.parameters()]
     budget = Budget("t", steps=6, lr=1e-3, warmup=1, eval_every=500, val_subset=0, dropout=False, batch_size=2)

@@ -150,3 +150,31 @@ def test_scan_plan_constants_are_cached_and_plan_matches_decay_matrices():
     x = torch.randn(1, 2, 40, 3, dtype=torch.float64, requires_grad=True)
     leaky_average(x, torch.tensor([0.5, 2.0], dtype=torch.float64), 4).sum().backward()
     assert x.grad is not None
+
+
+@pytest.mark.parametrize("trace", ["fake", "functionalize"])
+def test_scan_plan_under_a_trace_leaves_the_cache_to_real_calls(trace):
+    """A first call under FakeTensorMode (non-strict torch.export, fake-tensor memory estimators) or
+    torch.func.functionalize cached the tracer's tensors, and every later real call failed. The traced call now
+    builds its own constants; real calls get the same plan, bit for bit, and a training step runs."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    from memory_mosaics.ops.leaky_average import _plan_constants, scan_plan
+
+    b = torch.tensor([0.5, 2.0])
+    _plan_constants.cache_clear()
+    expected = scan_plan(b, 40, 4, torch.float32)
+    _plan_constants.cache_clear()
+    if trace == "fake":
+        with FakeTensorMode() as mode:
+            m, e = scan_plan(mode.from_tensor(b), 40, 4, torch.float32)
+        assert isinstance(m, FakeTensor) and m.shape == (3, 2, 4, 4) and e.shape == (3, 2, 4)
+    else:
+        m = torch.func.functionalize(lambda b: scan_plan(b, 40, 4, torch.float32)[0])(b)
+        assert torch.equal(m, expected[0])
+    assert _plan_constants.cache_info().currsize == 0
+    for got, want in zip(scan_plan(b, 40, 4, torch.float32), expected):
+        assert type(got) is torch.Tensor and not torch._is_functional_tensor(got) and torch.equal(got, want)
+    x = torch.randn(1, 2, 40, 3, requires_grad=True)
+    leaky_average(x, b, 4).sum().backward()
+    assert x.grad is not None and _plan_constants.cache_info().currsize == 1

@@ -76,3 +76,35 @@ def test_compare_refuses_an_existing_comparison(text_file, tmp_path):
     (tmp_path / "c" / "runs" / "x").mkdir(parents=True)
     with pytest.raises(ConfigError, match="already holds a comparison"):
         compare(CompareConfig(TrainConfig(**tiny_args(text_file, "")), out=str(tmp_path / "c")))
+
+
+def test_compare_records_written_with_v2_init_name_their_init():
+    """compare.json runs from before init="v2" hold `v2_init` in their model_args: the table and plot read them."""
+    from memory_mosaics.training.compare import _init_of
+
+    def run(model, preset, model_args):
+        return {"model": model, "train": {"preset": preset, "model_args": model_args}}
+
+    assert _init_of(run("mosaic", "tiny", {"v2_init": True})) == "v2"
+    assert _init_of(run("mosaic", "paper", {"v2_init": True, "init": "gpt2"})) == "v2"
+    assert _init_of(run("mosaic", "small-v2", {"v2_init": False})) == "gpt2"
+    assert _init_of(run("transformer", "tiny", {})) == "gpt2"
+
+
+def test_compare_refuses_v2_for_the_transformer_before_any_run(text_file, tmp_path, capsys):
+    """init v2 is the Memory Mosaic's: with the transformer among the models it is refused up front (it failed at
+    the transformer's build, after the mosaic had trained); with the mosaic alone it runs, by --inits or
+    --model-args."""
+    for given in (dict(inits=("v2",)), dict(base_args={"init": "v2"})):
+        base = TrainConfig(**tiny_args(text_file, "", model_args=given.get("base_args", {})))
+        inits = given.get("inits", ("preset",))
+        with pytest.raises(ConfigError, match="the transformer runs: init must be one of library, gpt2, got 'v2'"):
+            CompareConfig(base, out=str(tmp_path / "c"), inits=inits)
+        specs = CompareConfig(base, out=str(tmp_path / "c"), inits=inits, models=("mosaic",)).runs()
+        assert [s["train"]["model_args"] for s in specs] == [{"init": "v2"}]
+    code = main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "c"),
+                 "--model-args", "init=v2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "the transformer runs: init must be one of" in err[0]
+    assert err[0].endswith("(v2 is the Memory Mosaic's init: compare it alone, --models mosaic)")
+    assert not (tmp_path / "c").exists()

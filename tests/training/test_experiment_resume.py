@@ -126,15 +126,32 @@ def test_signal_during_the_last_step_stops_then_resume_finishes(tmp_path, monkey
 
 
 def ticking_clock(monkeypatch, owner, name, seconds):
-    """time.time advances `seconds` each time the loop draws a batch (owner.name), and only then."""
+    """The clock (time.monotonic) advances `seconds` each time the loop draws a batch (owner.name), and only then."""
     now, real = [1e6], getattr(owner, name)
 
     def draw(*args, **kw):
         now[0] += seconds
         return real(*args, **kw)
 
-    monkeypatch.setattr(time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     monkeypatch.setattr(owner, name, draw)
+
+
+def test_stopwatch_counts_no_wall_clock_jump(monkeypatch):
+    """Durations come from a monotonic clock: the wall clock set back an hour mid-run (NTP, a manual change)
+    does not make the training time negative, and a jump forward adds nothing."""
+    from memory_mosaics.training.loop import Stopwatch
+
+    wall, mono = [1e9], [50.0]
+    monkeypatch.setattr(time, "time", lambda: wall[0])
+    monkeypatch.setattr(time, "monotonic", lambda: mono[0])
+    clock = Stopwatch()
+    clock.load_state({"elapsed_s": 30.0})
+    wall[0] -= 3600.0
+    mono[0] += 5.0
+    assert clock.elapsed() == 35.0
+    wall[0] += 7200.0
+    assert clock.state() == {"elapsed_s": 35.0}
 
 
 @pytest.mark.parametrize("experiment", ["icl", "moons"])

@@ -29,15 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException, flags: frozenset[str] = frozenset()) -> str:
+    """The error as one line. A ConfigError about one field (`key`) names the command's flag for it where the
+    command has one (`flags`), a model config field given in --model-args as such, and otherwise the field."""
     if isinstance(err, OSError) and err.strerror:  # errno errors: "No space left on device: PATH"
         return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
     text = " ".join(str(err).splitlines()) or type(err).__name__
-    key = getattr(err, "key", None)  # a ConfigError about one field: name its flag
-    if key:
-        flag = "--" + key.replace("_", "-")
-        text = flag + text[len(key):] if text.startswith(key + " ") else f"{flag}: {text}"
-    return text
+    key = getattr(err, "key", None)
+    if not key:
+        return text
+    flag = "--" + key.replace("_", "-")
+    if flag not in flags:
+        from ..config import CONFIGS
+
+        if "--model-args" not in flags or not any(key in cls.field_names() for cls in CONFIGS.values()):
+            return text  # the message starts with the field's name
+        flag = f"--model-args {key}"
+    return flag + text[len(key):] if text.startswith(key + " ") else f"{flag}: {text}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError) as err:  # OSError: full disk, read-only folder, missing file...
         if os.environ.get("MOSAIC_DEBUG"):
             raise
-        print(f"mosaic {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"mosaic {args.command}: error: {_one_line(err, getattr(args, 'command_flags', frozenset()))}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:  # SIGINT / SIGTERM: a checkpoint was saved at a step boundary
         print(f"mosaic {args.command}: {stop}", file=sys.stderr)

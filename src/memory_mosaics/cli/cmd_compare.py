@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
-from ..config import INITS
+from ..config import MOSAIC_INITS
 from ..training.compare import MODELS
 from ..training.config import TrainConfig
 from .typed import add_command
@@ -30,8 +30,9 @@ class CompareCommand(TrainConfig):
     """Every `mosaic train` field (shared by all runs), plus what the comparison varies."""
 
     models: tuple[str, ...] = _f(("mosaic", "transformer"), "models compared", choices=MODELS)
-    inits: tuple[str, ...] = _f(("preset",), "initialisation / output head of every model (preset: each preset's own)",
-                                choices=("preset", *INITS))
+    inits: tuple[str, ...] = _f(("preset",), "initialisation / output head of every model (preset: each preset's own; "
+                                "v2, like --model-args init=v2, is the Memory Mosaic's only: with --models mosaic)",
+                                choices=("preset", *MOSAIC_INITS))
     seeds: tuple[int, ...] = _f((1337,), "one run per seed")
     lrs: tuple[float, ...] = _f((), "learning-rate sweep (default: --lr); min-lr keeps the ratio --min-lr / --lr")
     ood_data: str = _f("", "text scored after training, never trained on (e.g. shakespeare)")

@@ -195,7 +195,9 @@ def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *,
             return run(make(given))
         return run(build_config(cls, base={**(preset(given) if preset else {}), **given}))
 
-    p.set_defaults(func=func)
+    # The flags this command has: an error about a field names the flag only where there is one (cli._one_line).
+    flags = {"--recipe", *("--" + f.name.replace("_", "-") for f in dataclasses.fields(cls) if f.name not in skip)}
+    p.set_defaults(func=func, command_flags=frozenset(flags))
     return p
 
 

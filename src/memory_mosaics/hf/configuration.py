@@ -24,12 +24,21 @@ class _LibraryConfig(PretrainedConfig):
     library_class = MosaicConfig
     attribute_map = {"hidden_size": "n_embd", "num_hidden_layers": "n_layer", "num_attention_heads": "n_head"}
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs):  # transformers 4 (5 replaces a subclass's __init__: __post_init__ below)
+        super().__init__(**self._take_library_fields(kwargs))
+
+    def __post_init__(self, **kwargs):  # transformers 5: its dataclass __init__ hands over the keys it lacks
+        super().__post_init__(**self._take_library_fields(kwargs))
+
+    def _take_library_fields(self, kwargs: dict) -> dict:
+        """Set the library config's fields from kwargs (renamed fields of an older config.json upgraded, so they
+        are neither kept nor written back); returns the other kwargs for PretrainedConfig."""
+        kwargs = self.library_class._upgrade(kwargs)
         for name, value in _library_fields(kwargs, self.library_class).items():
             setattr(self, name, value)
         # The output layer *is* the input embedding (logits = h Eᵀ): the library holds one tensor, nothing to tie.
         kwargs.setdefault("tie_word_embeddings", False)
-        super().__init__(**kwargs)
+        return kwargs
 
     @classmethod
     def from_library(cls, config, **kwargs) -> _LibraryConfig:
@@ -37,9 +46,7 @@ class _LibraryConfig(PretrainedConfig):
 
     def to_library(self):
         """The validated MosaicConfig / TransformerConfig."""
-        saved = self.library_class._upgrade(self.to_dict())  # a config.json written before a field was renamed
-        return self.library_class(**{f.name: saved.get(f.name, getattr(self, f.name))
-                                     for f in dataclasses.fields(self.library_class)})
+        return self.library_class(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self.library_class)})
 
 
 class MemoryMosaicHFConfig(_LibraryConfig):

@@ -275,12 +275,12 @@ def train_regbench(model, data: RegBench, budget: Budget, *, seed: int = 0, grad
     train_time = task.clock.elapsed()
     model.load_state_dict(task.best["state"])
     test = data.test[:test_subset] if test_subset else data.test
-    t1 = time.time()
+    t1 = time.monotonic()
     test_metrics = regbench_evaluate(model, test, budget.batch_size, device)
     return dict(
         accuracy=test_metrics["accuracy"], tvd=test_metrics["tvd"], test=test_metrics,
         best_step=task.best["step"], best_val_loss=task.best["val_loss"], steps=budget.steps, budget=asdict(budget),
-        grad_clip=grad_clip, train_seconds=train_time, test_seconds=time.time() - t1, history=task.history,
+        grad_clip=grad_clip, train_seconds=train_time, test_seconds=time.monotonic() - t1, history=task.history,
         evals=task.evals, n_train=len(data.train), n_test=len(test), n_val=len(task.val),
     )
 

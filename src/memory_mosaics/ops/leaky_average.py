@@ -92,11 +92,23 @@ def scan_plan(b: torch.Tensor, T: int, chunk: int, dtype: torch.dtype) -> tuple[
     while n > chunk:
         n, levels = -(-n // chunk), levels + 1
     wide = torch.promote_types(dtype, torch.float32)
-    powers, lag, causal, offsets = _plan_constants(chunk, levels, wide, b.device)
+    constants = _plan_constants.__wrapped__ if _tracing(b) else _plan_constants  # a tracer's tensors: not cached
+    powers, lag, causal, offsets = constants(chunk, levels, wide, b.device)
     rate = powers[:, None] * b.to(wide)  # (L, H)
     m = torch.exp(-rate[..., None, None] * lag) * causal
     e = torch.exp(-rate[..., None] * offsets)
     return m.to(dtype), e.to(dtype)
+
+
+def _tracing(b: torch.Tensor) -> bool:
+    """Under a fake-tensor or functionalisation trace (non-strict torch.export, fake-tensor memory estimators,
+    torch.func.functionalize) the tensors made are the tracer's: cached, they would break every later real call.
+    A tensor subclass b (fake, functional, ...) counts as a trace too."""
+    from torch._guards import detect_fake_mode
+
+    return (type(b) not in (torch.Tensor, torch.nn.Parameter) or torch._is_functional_tensor(b)
+            or detect_fake_mode(b) is not None
+            or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FUNCTIONAL) is not None)
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import CONFIGS, INITS, ConfigError, check_choices
+from ..config import CONFIGS, MOSAIC_INITS, ConfigError, check_choices
 from .config import TrainConfig
 
 MODELS = ("mosaic", "transformer")
@@ -39,7 +39,8 @@ class CompareConfig:
     base: TrainConfig  # everything shared by the runs; its model, seed, lr and out are set per run
     out: str = ""
     models: tuple = field(default=MODELS, metadata={"choices": MODELS})
-    inits: tuple = field(default=("preset",), metadata={"choices": ("preset", *INITS)})  # preset: each preset's own
+    # preset: each preset's own; "v2" is the Memory Mosaic's only (models=("mosaic",))
+    inits: tuple = field(default=("preset",), metadata={"choices": ("preset", *MOSAIC_INITS)})
     seeds: tuple = (1337,)
     lrs: tuple = ()  # empty: (base.lr,). Each run's min_lr is lr × base.min_lr / base.lr (the same decay ratio)
     ood_data: str = ""  # an out-of-distribution text scored after training ("" = none)
@@ -68,6 +69,21 @@ class CompareConfig:
             raise ConfigError(f"unknown model_args {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         if self.base.resume:
             raise ConfigError("compare always starts new runs (no --resume)")
+        for model in self.models:  # every run's model config now: a bad one would fail after the others trained
+            for init in self.inits:
+                try:
+                    CONFIGS[model].preset(self.base.preset, **self._model_args(model, init))
+                except ConfigError as err:
+                    hint = " (v2 is the Memory Mosaic's init: compare it alone, --models mosaic)" if (
+                        model == "transformer" and "'v2'" in str(err)) else ""
+                    raise ConfigError(f"the {model} runs: {err}{hint}") from None
+
+    def _model_args(self, model: str, init: str) -> dict:
+        """The model config overrides of a run: model_args a model's config lacks (pmem_size, ablation switches)
+        apply to the other only; an init other than "preset" replaces model_args' init."""
+        names = CONFIGS[model].field_names()
+        args = {k: v for k, v in self.base.model_args.items() if k in names}
+        return args if init == "preset" else {**args, "init": init}
 
     def runs(self) -> list[dict]:
         """One spec per run: name and the TrainConfig it trains with."""
@@ -76,11 +92,7 @@ class CompareConfig:
             for init in self.inits:
                 for seed in self.seeds:
                     for model in self.models:
-                        # model_args a model's config lacks (pmem_size, ablation switches) apply to the other only
-                        names = CONFIGS[model].field_names()
-                        args = {k: v for k, v in self.base.model_args.items() if k in names}
-                        if init != "preset":
-                            args["init"] = init
+                        args = self._model_args(model, init)
                         name = f"{model}-{init}-lr{lr:g}-s{seed}"
                         min_lr = self.base.min_lr if lr == self.base.lr else lr * self.base.min_lr / self.base.lr
                         cfg = dataclasses.replace(
@@ -294,8 +306,8 @@ def table(report: dict) -> str:
 def _init_of(run: dict) -> str:
     from ..config import CONFIGS
 
-    cfg = run["train"]
-    return CONFIGS[run["model"]].preset(cfg["preset"], **cfg["model_args"]).init
+    cfg, cls = run["train"], CONFIGS[run["model"]]
+    return cls.preset(cfg["preset"], **cls.upgrade_overrides(cfg["preset"], cfg["model_args"])).init
 
 
 def _log_bins(per_position: np.ndarray) -> tuple[list, list]:

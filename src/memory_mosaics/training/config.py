@@ -28,6 +28,8 @@ class TrainConfig:
     bpe_vocab_size: int = _f(2048, "vocabulary size of the trained BPE tokenizer")
     vocab_multiple: int = _f(1, "pad the model's vocabulary to a multiple of this (64 for GPU efficiency)")
     val_fraction: float = _f(0.1, "fraction of tokens (the end of the data) held out for validation")
+    verify_cache: bool = _f(False, "hash the cached token file before using it (default: only when its size or "
+                                   "mtime changed; a copy restored with cp -p / rsync -a keeps both)")
     # Optimisation (batch_size is global: sequences per optimizer step over all processes and micro-steps).
     batch_size: int = _f(16, "sequences per optimizer step, summed over processes and accumulation micro-steps")
     grad_accum: int = _f(1, "gradient-accumulation micro-steps per optimizer step")
@@ -67,6 +69,7 @@ class TrainConfig:
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
+        self.model_args = cls.upgrade_overrides(self.preset, self.model_args)  # a run saved before a field's rename
         check_keys(cls, self.model_args)
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
                      "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
@@ -110,7 +113,7 @@ class TrainConfig:
 # Fields a resumed run may change; every other field must match the checkpoint's (else ConfigError).
 RESUME_MUTABLE = {"max_steps", "eval_interval", "checkpoint_interval", "log_interval", "device", "compile",
                   "threads", "progress", "tensorboard", "wandb", "wandb_project", "resume", "out", "data",
-                  "lr_decay_steps", "keep_checkpoints"}
+                  "lr_decay_steps", "keep_checkpoints", "verify_cache"}
 
 
 def changed_fields(cfg: TrainConfig) -> dict[str, Any]:
@@ -122,7 +125,7 @@ def changed_fields(cfg: TrainConfig) -> dict[str, Any]:
 def merge_for_resume(saved: dict[str, Any], given: dict[str, Any]) -> TrainConfig:
     """The checkpoint's config with the explicitly given fields applied; a change to a field that shapes the
     model, the data or the optimisation trajectory is an error (say what differs)."""
-    saved = dict(saved)
+    saved, given = _upgraded(saved), _upgraded(given, saved)
     if saved.get("lr_decay_steps") is None:
         saved["lr_decay_steps"] = saved["max_steps"]  # keep the schedule the run started with
     changed = sorted(k for k, v in given.items() if k not in RESUME_MUTABLE and k in saved and saved[k] != v)
@@ -130,3 +133,15 @@ def merge_for_resume(saved: dict[str, Any], given: dict[str, Any]) -> TrainConfi
         diffs = "; ".join(f"{k}: checkpoint {saved[k]!r}, now {given[k]!r}" for k in changed)
         raise ConfigError(f"cannot resume into a different config ({diffs}); use a new --out to start a new run")
     return TrainConfig(**{**saved, **given, "resume": True})
+
+
+def _upgraded(values: dict[str, Any], fallback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """values with its model_args as today's fields (`upgrade_overrides`; model and preset from `fallback` where
+    values lacks them), so that a run saved before a rename compares equal to itself."""
+    values, fallback = dict(values), fallback or {}
+    if "model_args" in values:
+        model = values.get("model", fallback.get("model", TrainConfig.model))
+        if model in CONFIGS:  # else TrainConfig reports it
+            preset = values.get("preset", fallback.get("preset", TrainConfig.preset))
+            values["model_args"] = CONFIGS[model].upgrade_overrides(preset, values["model_args"])
+    return values

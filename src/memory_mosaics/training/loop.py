@@ -77,10 +77,10 @@ class Stopwatch:
     KEY = "elapsed_s"
 
     def __init__(self):
-        self.before, self.start = 0.0, time.time()
+        self.before, self.start = 0.0, time.monotonic()  # monotonic: a wall-clock jump is no training time
 
     def elapsed(self) -> float:
-        return self.before + time.time() - self.start
+        return self.before + time.monotonic() - self.start
 
     def state(self) -> dict:
         return {self.KEY: self.elapsed()}
@@ -311,7 +311,7 @@ class Loop:
             stop.arm()
         try:
             while self.step < self.steps and not self.ended:
-                t_step = time.time()
+                t_step = time.monotonic()
                 lr = task.lr_at(self.step)
                 set_lr(self.optimizer, lr)
                 losses = optimizer_step(self.model, self.optimizer, self.micro_loss, accum=self.accum,
@@ -319,7 +319,7 @@ class Loop:
                 self.step += 1
                 step = self.step
                 loss = D.all_mean(torch.stack(losses).mean().item(), info, self.device)  # .item() syncs
-                early = task.after_step(step, loss, lr, time.time() - t_step)
+                early = task.after_step(step, loss, lr, time.monotonic() - t_step)
                 self.ended = bool(early)  # ends the while loop
                 bar.set_postfix(loss=f"{loss:.4f}", **task.postfix(), refresh=False)
                 bar.update(1)

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -43,7 +42,7 @@ from ..optim import build_adamw, warmup_cosine
 from . import checkpoint as ckpt_io
 from . import distributed as D
 from .config import TrainConfig, changed_fields, merge_for_resume
-from .loop import Loop, StopOnSignal, Task, TrainingInterrupted, autocast_dtype, check_out
+from .loop import Loop, StopOnSignal, Stopwatch, Task, TrainingInterrupted, autocast_dtype, check_out
 from .metrics import MetricsLog
 
 
@@ -53,7 +52,7 @@ def prepare_data(cfg: TrainConfig, tokenizer=None):
     if tokenizer is None:
         tokenizer = build_tokenizer(cfg.tokenizer, cfg.data, cfg.bpe_vocab_size)
     key = content_key(cfg.data, tokenizer)
-    tokens = tokenize_cached(cfg.data, tokenizer, key=key)
+    tokens = tokenize_cached(cfg.data, tokenizer, key=key, verify=cfg.verify_cache)
     train_tok, val_tok = train_val_split(tokens, cfg.val_fraction)
     return tokenizer, train_tok, val_tok, key
 
@@ -151,6 +150,7 @@ class LanguageModelTask(Task):
         self.model = build_model(self.model_config).to(device)
         self.sampler = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed + info.rank)  # dropout differs per process, as in the reference
+        self.clock = Stopwatch()  # the run's time, resumes included (metrics.csv and summary elapsed_s)
         return self
 
     def _check_saved(self) -> None:
@@ -212,16 +212,17 @@ class LanguageModelTask(Task):
             if self.metrics:
                 self.metrics.log(step=step, tokens=step * self.tokens_per_step, lr=lr, train_loss=loss,
                                  val_loss=row_val if row_val is not None else "", tok_per_s=round(self.tok_s, 1),
-                                 elapsed_s=round(time.time() - self.t_start, 3))
+                                 elapsed_s=round(self.clock.elapsed(), 3))
 
     def postfix(self) -> dict:
         return dict(val=f"{self.val_loss:.4f}", tok_s=f"{self.tok_s:,.0f}")
 
     def state(self) -> dict:
-        return {"sampler": self.sampler.get_state(), "data_key": self.key}
+        return {"sampler": self.sampler.get_state(), "data_key": self.key, **self.clock.state()}
 
     def load_state(self, state: dict) -> None:
         self.sampler.set_state(state["sampler"])
+        self.clock.load_state(state)
 
     def files(self) -> dict[str, bytes]:
         return {"model_config.json": json.dumps(self.model_config.to_dict(), indent=2).encode(),
@@ -254,7 +255,7 @@ class LanguageModelTask(Task):
                     compile=cfg.compile, resume=resume)
         self.metrics = self._open_log(loop.step)
         self.tokens_per_step = cfg.batch_size * self.block
-        self.t_start, self.steps_since, self.train_time, self.total_train_time = time.time(), 0, 0.0, 0.0
+        self.steps_since, self.train_time, self.total_train_time = 0, 0.0, 0.0
         self.train_loss = self.val_loss = float("nan")
         self.tok_s = 0.0
         try:
@@ -275,7 +276,7 @@ class LanguageModelTask(Task):
                    "tokens": loop.step * self.tokens_per_step, "train_loss": self.train_loss,
                    "val_loss": self.val_loss,
                    "val_perplexity": math.exp(min(self.val_loss, 700)) if math.isfinite(self.val_loss) else None,
-                   "elapsed_s": round(time.time() - self.t_start, 2), "processes": info.world,
+                   "elapsed_s": round(self.clock.elapsed(), 2), "processes": info.world,
                    "train_tok_per_s": round(trained_steps * self.tokens_per_step / self.total_train_time, 1)
                    if self.total_train_time > 0 else None}
         if not info.main:
