@@ -123,8 +123,9 @@ class _Config:
         return cls(**{**cls.LEGACY, **d})
 
     @classmethod
-    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
-        """A saved config's fields renamed or merged since it was written, as today's fields (same model)."""
+    def _upgrade(cls, d: dict[str, Any], init_given: bool = True) -> dict[str, Any]:
+        """A saved config's fields renamed or merged since it was written, as today's fields (same model).
+        init_given: d's `init` was written by the run (not filled in from a preset)."""
         return d
 
     @classmethod
@@ -136,7 +137,7 @@ class _Config:
         if preset not in cls.PRESETS:
             return dict(overrides)
         base = cls.PRESETS[preset]
-        merged = cls._upgrade({**base, **overrides})
+        merged = cls._upgrade({**base, **overrides}, init_given="init" in overrides)
         return {k: v for k, v in merged.items() if k in overrides or k not in base or base[k] != v}
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,15 +234,16 @@ class MosaicConfig(_Config):
                                short_window=256, long_offset=64, long_offset_min=64, long_offset_max=256)
 
     @classmethod
-    def _upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+    def _upgrade(cls, d: dict[str, Any], init_given: bool = True) -> dict[str, Any]:
         """The boolean `v2_init` (before init="v2"): with init "gpt2" it drew exactly what init="v2" draws. With init
         "library" (v2's draws, the Library's 1/√d head) it becomes "library": a checkpoint's weights and logits are
-        the same (the head's scale is the init's only trace in a trained model); only a fresh draw would differ."""
+        the same (the head's scale is the init's only trace in a trained model); only a fresh draw would differ —
+        which is why only SAVED configs are upgraded: new input naming `v2_init` is refused (unknown key)."""
         d = dict(d)
         v2_init, init = d.pop("v2_init", None), d.get("init", cls.LEGACY["init"])
         if v2_init and init == "gpt2":
             d["init"] = "v2"
-        elif v2_init is False and init == "v2":  # v2_init=false over small-v2 / paper-v2 (init "gpt2" then, "v2" now)
+        elif v2_init is False and init == "v2" and not init_given:  # over small-v2 / paper-v2: "gpt2" then, "v2" now
             d["init"] = "gpt2"
         return d
 

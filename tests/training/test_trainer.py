@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from memory_mosaics.config import ConfigError
+from memory_mosaics.config import ConfigError, MosaicConfig
 from memory_mosaics.training import TrainConfig, load_model, train
 from memory_mosaics.training.config import merge_for_resume
 from memory_mosaics.training.metrics import read_metrics
@@ -102,18 +102,27 @@ def test_resumed_run_reports_the_elapsed_time_of_the_whole_run(text_file, tmp_pa
 
 
 def test_old_model_args_upgrade_against_the_preset():
-    """v2_init read with the init the preset gives when model_args leave it out (tiny: gpt2 -> v2; paper:
-    library -> library), and v2_init=false over a preset that is "v2" today (it set v2_init=true then)."""
+    """A SAVED run's v2_init read with the init the preset gives when model_args leave it out (tiny: gpt2 -> v2;
+    paper: library -> library), and v2_init=false over a preset that is "v2" today (it set v2_init=true then)."""
     def args(preset, model_args):
-        return TrainConfig(preset=preset, model_args=model_args).model_args
+        return MosaicConfig.upgrade_overrides(preset, model_args)
 
     assert args("tiny", {"v2_init": True}) == {"init": "v2"}
     assert args("tiny", {"v2_init": True, "n_layer": 1}) == {"init": "v2", "n_layer": 1}
     assert args("paper", {"v2_init": True}) == {}
     assert args("small-v2", {"v2_init": True}) == {}
     assert args("small-v2", {"v2_init": False}) == {"init": "gpt2"}
+    assert args("small-v2", {"v2_init": False, "init": "v2"}) == {"init": "v2"}  # an explicit init is kept
     assert args("tiny", {"v2_init": False}) == {}
     assert TrainConfig(model="transformer", model_args={"positions": "rotary"}).model_args == {"positions": "rotary"}
+
+
+@pytest.mark.parametrize("preset", ["tiny", "paper", "small-v2"])
+def test_new_run_naming_the_removed_v2_init_is_refused(preset):
+    """Only saved runs are upgraded: a NEW run asking for v2_init would otherwise get a silent substitute (with
+    the paper preset, the Library draws instead of v2's)."""
+    with pytest.raises(ConfigError, match="v2_init.*did you mean 'init'"):
+        TrainConfig(preset=preset, model_args={"v2_init": True})
 
 
 def test_grad_accumulation_matches_full_batch(text_file, tmp_path):

@@ -69,7 +69,6 @@ class TrainConfig:
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
-        self.model_args = cls.upgrade_overrides(self.preset, self.model_args)  # a run saved before a field's rename
         check_keys(cls, self.model_args)
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
                      "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
