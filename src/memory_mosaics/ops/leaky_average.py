@@ -103,12 +103,16 @@ def scan_plan(b: torch.Tensor, T: int, chunk: int, dtype: torch.dtype) -> tuple[
 def _tracing(b: torch.Tensor) -> bool:
     """Under a fake-tensor or functionalisation trace (non-strict torch.export, fake-tensor memory estimators,
     torch.func.functionalize) the tensors made are the tracer's: cached, they would break every later real call.
-    A tensor subclass b (fake, functional, ...) counts as a trace too."""
-    from torch._guards import detect_fake_mode
+    A tensor subclass b (fake, functional, ...) counts as a trace too. These are private torch APIs: where one is
+    missing (another torch version) the answer is "tracing", which only skips the cache (same plan, rebuilt)."""
+    try:
+        from torch._guards import detect_fake_mode
 
-    return (type(b) not in (torch.Tensor, torch.nn.Parameter) or torch._is_functional_tensor(b)
-            or detect_fake_mode(b) is not None
-            or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FUNCTIONAL) is not None)
+        return (type(b) not in (torch.Tensor, torch.nn.Parameter) or torch._is_functional_tensor(b)
+                or detect_fake_mode(b) is not None
+                or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FUNCTIONAL) is not None)
+    except (ImportError, AttributeError):
+        return True
 
 
 @functools.lru_cache(maxsize=64)
