@@ -108,3 +108,21 @@ def test_compare_refuses_v2_for_the_transformer_before_any_run(text_file, tmp_pa
     assert code == 2 and len(err) == 1 and "the transformer runs: init must be one of" in err[0]
     assert err[0].endswith("(v2 is the Memory Mosaic's init: compare it alone, --models mosaic)")
     assert not (tmp_path / "c").exists()
+
+
+def test_compare_model_args_of_one_model_go_to_its_runs_only(text_file, tmp_path, capsys):
+    """--model-args may name a field only one model has (positions: the transformer's; pmem_size: the Memory
+    Mosaic's); each run gets the fields its model has. It used to be refused by the base TrainConfig (model mosaic)."""
+    out = tmp_path / "c"
+    code = main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(out), "--jobs", "1",
+                 "--contexts", "1", "--model-args", "positions=rotary", "pmem_size=48"])
+    assert code == 0, capsys.readouterr().err
+    runs = {r["model"]: r for r in json.loads((out / "compare.json").read_text())["runs"]}
+    assert runs["transformer"]["train"]["model_args"] == {"positions": "rotary"}
+    assert runs["mosaic"]["train"]["model_args"] == {"pmem_size": 48}
+    built = json.loads((out / "runs" / runs["transformer"]["name"] / "ckpt-0000002" / "model_config.json").read_text())
+    assert built["positions"] == "rotary"
+    code = main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "d"),
+                 "--model-args", "bogus=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown model_args bogus" in err and len(err.strip().splitlines()) == 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from ..config import MOSAIC_INITS
-from ..training.compare import MODELS
+from ..training.compare import MODELS, check_either_model_args
 from ..training.config import TrainConfig
 from .typed import add_command
 
@@ -41,6 +41,9 @@ class CompareCommand(TrainConfig):
                                    "each on CPU")
     tf32: bool = _f(False, "allow TF32 matmuls on CUDA (default off: exact float32)")
 
+    def _check_model_args(self) -> None:  # fields of either model: CompareConfig sends each to its model's runs
+        check_either_model_args(self.model_args)
+
 
 def add_parser(subparsers) -> None:
     add_command(subparsers, "compare", CompareCommand, run, description=__doc__, skip=("model", "seed", "resume"),
@@ -52,7 +55,8 @@ def run(cfg: CompareCommand) -> int:
 
     if not cfg.data:
         raise ValueError("no training data given (pass --data FILE, FOLDER, FILE.jsonl, shakespeare or tinystories)")
-    base = TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name != "out"})
-    compare(CompareConfig(base, out=cfg.out, models=cfg.models, inits=cfg.inits, seeds=cfg.seeds, lrs=cfg.lrs,
-                          ood_data=cfg.ood_data, contexts=cfg.contexts, jobs=cfg.jobs, tf32=cfg.tf32))
+    shared = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig) if f.name not in ("out", "model_args")}
+    compare(CompareConfig(TrainConfig(**shared), out=cfg.out, models=cfg.models, inits=cfg.inits, seeds=cfg.seeds,
+                          lrs=cfg.lrs, ood_data=cfg.ood_data, contexts=cfg.contexts, jobs=cfg.jobs, tf32=cfg.tf32,
+                          model_args=dict(cfg.model_args)))
     return 0

@@ -34,6 +34,14 @@ from .config import TrainConfig
 MODELS = ("mosaic", "transformer")
 
 
+def check_either_model_args(model_args: dict) -> None:
+    """Compare's model_args may name fields of either model (each run takes those its model has)."""
+    known = set(CONFIGS["mosaic"].field_names()) | set(CONFIGS["transformer"].field_names())
+    unknown = sorted(set(model_args) - known)
+    if unknown:
+        raise ConfigError(f"unknown model_args {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+
+
 @dataclass
 class CompareConfig:
     base: TrainConfig  # everything shared by the runs; its model, seed, lr and out are set per run
@@ -47,8 +55,14 @@ class CompareConfig:
     contexts: tuple = (1, 2, 4)  # per-position loss at these multiples of the training context
     jobs: Optional[int] = None  # worker processes (default: as many as runs, at most the CPU count)
     tf32: bool = False  # CUDA float32 matmuls in TF32 (off: exact float32)
+    # Model config overrides for the runs, fields of either model (None: base.model_args). A field only one model
+    # has (pmem_size, positions, ...) goes to that model's runs only: base (a TrainConfig for one model) could not
+    # hold e.g. positions=rotary next to its default model "mosaic".
+    model_args: Optional[dict] = None
 
     def __post_init__(self) -> None:
+        if self.model_args is None:
+            self.model_args = dict(self.base.model_args)
         if not self.out:
             raise ConfigError("no output directory given (pass --out DIR)")
         check_choices(self)
@@ -63,10 +77,7 @@ class CompareConfig:
             raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}")
         if self.jobs is not None and self.jobs < 1:
             raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}")
-        known = set(CONFIGS["mosaic"].field_names()) | set(CONFIGS["transformer"].field_names())
-        unknown = sorted(set(self.base.model_args) - known)
-        if unknown:
-            raise ConfigError(f"unknown model_args {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        check_either_model_args(self.model_args)
         if self.base.resume:
             raise ConfigError("compare always starts new runs (no --resume)")
         for model in self.models:  # every run's model config now: a bad one would fail after the others trained
@@ -82,7 +93,7 @@ class CompareConfig:
         """The model config overrides of a run: model_args a model's config lacks (pmem_size, ablation switches)
         apply to the other only; an init other than "preset" replaces model_args' init."""
         names = CONFIGS[model].field_names()
-        args = {k: v for k, v in self.base.model_args.items() if k in names}
+        args = {k: v for k, v in self.model_args.items() if k in names}
         return args if init == "preset" else {**args, "init": init}
 
     def runs(self) -> list[dict]:

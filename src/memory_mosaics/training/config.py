@@ -69,7 +69,7 @@ class TrainConfig:
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
-        check_keys(cls, self.model_args)
+        self._check_model_args()
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
                      "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
             if getattr(self, name) < 1:
@@ -82,6 +82,9 @@ class TrainConfig:
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
         self._check_optimisation()
+
+    def _check_model_args(self) -> None:
+        check_keys(CONFIGS[self.model], self.model_args)
 
     def _check_optimisation(self) -> None:
         """Values that train silently wrong (or not at all) are refused: lr > 0, 0 ≤ min_lr ≤ lr, ..."""
