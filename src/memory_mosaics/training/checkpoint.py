@@ -103,6 +103,13 @@ def json_payloads(files: dict[str, Any] | None) -> dict[str, bytes]:
     return {name: json.dumps(d, indent=2).encode() for name, d in (files or {}).items()}
 
 
+def lm_files(model_config: dict, tokenizer: dict, train_config: dict) -> dict[str, bytes]:
+    """The JSON files of a language-model checkpoint (the tokenizer's unindented: a BPE vocabulary is large)."""
+    return {"model_config.json": json.dumps(model_config, indent=2).encode(),
+            "tokenizer.json": json.dumps(tokenizer).encode(),
+            "train_config.json": json.dumps(train_config, indent=2).encode()}
+
+
 def state_payloads(state: dict[str, Any]) -> dict[str, bytes]:
     """state.safetensors + state.json of a resumable state (tensors, numbers, strings, lists, dicts)."""
     from safetensors.torch import save
@@ -160,13 +167,8 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model_state: dict[str, to
                     model_config: dict, tokenizer: dict, train_config: dict, state: dict[str, Any],
                     keep: int = 2) -> Path:
     """Write ckpt-<step> (see the module docstring) and keep the newest `keep` checkpoints."""
-    payloads = {
-        "model.safetensors": weights_bytes(model_state),
-        "model_config.json": json.dumps(model_config, indent=2).encode(),
-        "tokenizer.json": json.dumps(tokenizer).encode(),
-        "train_config.json": json.dumps(train_config, indent=2).encode(),
-        **state_payloads(state),
-    }
+    payloads = {"model.safetensors": weights_bytes(model_state), **lm_files(model_config, tokenizer, train_config),
+                **state_payloads(state)}
     return write_checkpoint(run_dir, step, payloads, keep)
 
 

@@ -16,7 +16,6 @@ SIGINT / SIGTERM stop the run at the next step boundary with a checkpoint (loop.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -225,9 +224,7 @@ class LanguageModelTask(Task):
         self.clock.load_state(state)
 
     def files(self) -> dict[str, bytes]:
-        return {"model_config.json": json.dumps(self.model_config.to_dict(), indent=2).encode(),
-                "tokenizer.json": json.dumps(self.tokenizer.to_dict()).encode(),
-                "train_config.json": json.dumps(self.cfg.to_dict(), indent=2).encode()}
+        return ckpt_io.lm_files(self.model_config.to_dict(), self.tokenizer.to_dict(), self.cfg.to_dict())
 
     def _open_log(self, step: int) -> MetricsLog | None:
         if not self.info.main:
