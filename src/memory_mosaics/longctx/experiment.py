@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config import MosaicConfig, TransformerConfig, at_least
+from ..config import MosaicConfig, TransformerConfig, at_least, check_choices
 from ..models import MemoryMosaic, Transformer
 from . import task as T
 
@@ -52,6 +52,7 @@ class LongContextConfig:
         "help": "questions at the end of every example (RULER multi-query); the last asks the fact at the scored "
                 "depth; training labels all of them, scoring only the last"})
     names: str = field(default="single", metadata={
+        "choices": T.NAME_KINDS,
         "help": "single: first names; token: one byte per name (a one-token key); shared: first + last names, "
                 "the distractors sharing a word with the asked name"})
     curriculum: float = field(default=0.0, metadata={
@@ -97,8 +98,7 @@ class LongContextConfig:
             raise ValueError(f"eval_lens must be positive lengths, got {self.eval_lens}")
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
             raise ValueError(f"depths must lie in [0, 1], got {self.depths}")
-        if self.names not in T.NAME_KINDS:
-            raise ValueError(f"names must be one of {', '.join(T.NAME_KINDS)}, got {self.names!r}")
+        check_choices(self)
         most = dict(single=len(T.NAMES), token=T.TOKEN_NAMES, shared=len(T.NAMES) * len(T.SURNAMES))[self.names]
         if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
             raise ValueError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})")
