@@ -58,12 +58,11 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
 
 
-def check_divisible(n: int, what: str, world: int | None = None) -> int:
-    """n / world (a global batch split over the processes), or a one-line ConfigError (a ValueError)."""
+def check_divisible(n: int, what: str, world: int | None = None) -> None:
+    """A global batch of n splits evenly over the processes (local_part), else a one-line ConfigError."""
     world = world_size() if world is None else world
     if n % world:
         raise ConfigError(f"{what} {n} must be divisible by the {world} processes")
-    return n // world
 
 
 def local_part(batch, info: DistInfo):
