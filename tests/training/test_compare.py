@@ -47,6 +47,20 @@ def test_compare_trains_both_models_on_the_same_tokens(text_file, tmp_path, shar
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
 
 
+def test_compare_scores_a_rotary_transformer_past_its_training_context(text_file, tmp_path):
+    """The scorer asks the model (max_context) whether it reads past T: a rotary transformer does, so its 2× context
+    has real numbers, not the n/a of the learned-position one."""
+    base = TrainConfig(**tiny_args(text_file, "", max_steps=2, eval_interval=2))
+    report = compare(CompareConfig(base, out=str(tmp_path / "cmp"), models=("transformer",), contexts=(1, 2),
+                                   jobs=1, model_args={"positions": "rotary"}))
+    two = report["runs"][0]["positions"]["2"]
+    assert two is not None and len(two["per_position"]) == 128
+    pp = np.array(two["per_position"])
+    assert two["beyond"] == pytest.approx(pp[64:].mean(), rel=1e-4) and np.isfinite(pp).all()
+    row = next(line for line in report["table"].splitlines() if line.startswith("| transformer |"))
+    assert "n/a" not in row
+
+
 def test_compare_lr_sweep_keeps_the_decay_ratio(tmp_path):
     base = TrainConfig(data="x", lr=3e-3, min_lr=3e-4)
     specs = CompareConfig(base, out=str(tmp_path), lrs=(1e-3, 4e-3)).runs()

@@ -5,8 +5,9 @@
 
 Prints JSON (loss, perplexity, tokens at the training context, plus one entry per longer context) and writes
 per_position.csv (position, loss at each evaluated context) and per_position.png. The Memory Mosaic has no
-positional encoding, so it is scored past its training context; the transformer cannot go past block_size, and
-the JSON says so for those contexts instead of failing.
+positional encoding, so it is scored past its training context, as is a transformer with rotary / no positions; a
+learned-position transformer cannot go past block_size (`model.max_context`), and the JSON says so for those
+contexts instead of failing.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def run(cfg: EvalConfig) -> int:
     results, notes = {}, {}
     for mult in sorted(set(cfg.context_multiples)):
         ctx = block * mult
-        if getattr(model.config, "positions", "") == "learned" and ctx > block:  # rotary / none run long
-            notes[ctx] = f"skipped: the transformer has learned positions only up to block_size={block}"
+        if model.max_context is not None and ctx > model.max_context:  # rotary / none / mosaic: unbounded
+            notes[ctx] = f"skipped: the model reads at most block_size={model.max_context} positions (learned positions)"
             continue
         if len(tokens) < ctx + 1:
             notes[ctx] = f"skipped: the data has {len(tokens)} tokens, fewer than {ctx + 1}"

@@ -187,7 +187,7 @@ def evaluate(model, filler: T.Filler, cfg: LongContextConfig, device, lengths=No
     A learned-position transformer past its table sees the last train_len tokens (`cropped`)."""
     was = model.training
     model.eval()
-    limit = cfg.train_len if getattr(model.config, "positions", None) == "learned" else None
+    limit = model.max_context  # None: reads any length (block_size = train_len for the learned table)
     acc = {}
     for L in lengths or cfg.eval_lens:
         acc[L] = {}
@@ -251,7 +251,7 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     t1 = time.time()
     acc = evaluate(model, filler, cfg, device)
     result = dict(model=name, params=model.num_params(), config=model.config.to_dict(),
-                  cropped=getattr(model.config, "positions", None) == "learned",
+                  cropped=model.max_context is not None,
                   accuracy={str(L): {str(d): a for d, a in row.items()} for L, row in acc.items()},
                   mean_by_length={str(L): float(np.mean(list(row.values()))) for L, row in acc.items()},
                   final_train_loss=res["history"][-1]["loss"], steps_done=res["steps"], evals=res["evals"],
