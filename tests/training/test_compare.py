@@ -76,9 +76,9 @@ def test_compare_parallel_workers(text_file, tmp_path):
 
 
 @pytest.mark.parametrize("bad,msg", [
-    (["--lrs", "0"], "learning rates must be finite"),
+    (["--lrs", "0"], "--lrs (learning rates) must be finite"),
     (["--contexts", "0"], "contexts are multiples"),
-    (["--jobs", "0"], "jobs must be"),
+    (["--jobs", "0"], "--jobs must be"),
 ])
 def test_compare_cli_bad_values_exit_2(text_file, tmp_path, capsys, bad, msg):
     code = main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "c"), *bad])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..config import ConfigError, at_least
 from .typed import add_command
 
 
@@ -47,13 +48,13 @@ def run(cfg: EvalConfig) -> int:
     from ..training.distributed import parse_device
 
     if not cfg.checkpoint:
-        raise ValueError("no checkpoint given (pass --checkpoint DIR)")
+        raise ConfigError("no checkpoint given", key="checkpoint")
     if not cfg.data:
-        raise ValueError("no evaluation data given (pass --data SOURCE)")
+        raise ConfigError("no evaluation data given", key="data")
     if not cfg.context_multiples or min(cfg.context_multiples) < 1:
-        raise ValueError("--context-multiples must be positive integers")
-    if cfg.batches < 1 or cfg.batch_size < 1:
-        raise ValueError(f"--batches and --batch-size must be ≥ 1, got {cfg.batches} and {cfg.batch_size}")
+        raise ConfigError(f"context_multiples must be positive integers, got {cfg.context_multiples}",
+                          key="context_multiples")
+    at_least(cfg, 1, "batches", "batch_size")
     device = parse_device(cfg.device)
     model, tokenizer, train_cfg, ckpt = load_model(cfg.checkpoint, device)
     tokens = tokenize_cached(cfg.data, tokenizer)  # streamed

@@ -17,6 +17,7 @@ Writes `<out>/<model>/result.json` per model and `<out>/longctx.json`, `<out>/ta
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config import MosaicConfig, TransformerConfig, at_least, check_choices
+from ..config import ConfigError, MosaicConfig, TransformerConfig, at_least, check_choices
 from ..models import MemoryMosaic, Transformer
 from . import task as T
 
@@ -93,34 +94,39 @@ class LongContextConfig:
         self.models, self.eval_lens, self.depths = tuple(self.models), tuple(self.eval_lens), tuple(self.depths)
         bad = [m for m in self.models if m not in MODELS and m not in ABLATIONS]
         if bad or not self.models:
-            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join((*MODELS, *ABLATIONS))}")
+            raise ConfigError(f"models has unknown model(s) {bad}; choose from {', '.join((*MODELS, *ABLATIONS))}",
+                              key="models")
         if not self.eval_lens or min(self.eval_lens) < 1:
-            raise ValueError(f"eval_lens must be positive lengths, got {self.eval_lens}")
+            raise ConfigError(f"eval_lens must be positive lengths, got {self.eval_lens}", key="eval_lens")
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
-            raise ValueError(f"depths must lie in [0, 1], got {self.depths}")
+            raise ConfigError(f"depths must lie in [0, 1], got {self.depths}", key="depths")
         check_choices(self)
         most = dict(single=len(T.NAMES), token=T.TOKEN_NAMES, shared=len(T.NAMES) * len(T.SURNAMES))[self.names]
         if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
-            raise ValueError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})")
+            raise ConfigError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})",
+                              key="n_keys", others=("names",))
         if not 1 <= self.n_queries <= self.n_keys:
-            raise ValueError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}")
+            raise ConfigError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}",
+                              key="n_queries", others=("n_keys",))
         for L in (self.train_len, *self.eval_lens):
             shortest = T.min_length(self.facts(L), self.n_queries, self.names, self.far)
             if L < shortest:
-                raise ValueError(f"train_len and eval_lens must be ≥ {shortest} for {self.facts(L)} facts and "
-                                 f"{self.n_queries} question(s), got {L}")
+                raise ConfigError(f"train_len and eval_lens must be ≥ {shortest} for {self.facts(L)} facts and "
+                                  f"{self.n_queries} question(s), got {L}",
+                                  key="train_len" if L == self.train_len else "eval_lens", others=("eval_lens",))
         if self.long_offset_min > self.long_offset_max:
-            raise ValueError("long_offset_min must be ≤ long_offset_max")
+            raise ConfigError("long_offset_min must be ≤ long_offset_max", key="long_offset_min",
+                              others=("long_offset_max",))
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}", key="device")
         if self.time_limit is not None and self.time_limit <= 0:
-            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+            raise ConfigError(f"time_limit must be > 0 seconds, got {self.time_limit}", key="time_limit")
         if self.transformer_steps is not None and self.transformer_steps < 1:
-            raise ValueError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}")
+            raise ConfigError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}", key="transformer_steps")
         if not 0.0 <= self.curriculum <= 1.0:
-            raise ValueError(f"curriculum must lie in [0, 1], got {self.curriculum}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"curriculum must lie in [0, 1], got {self.curriculum}", key="curriculum")
+        if not 0 < self.lr < math.inf:  # also refuses nan
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}", key="lr")
 
     def facts(self, length: int) -> int:
         """Facts in an example of `length` tokens."""
@@ -267,7 +273,7 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
 def prepare(cfg: LongContextConfig) -> Path:
     """Check what would fail late (no --out, no GPU, no corpus) and create the output folder."""
     if not cfg.out:
-        raise ValueError("LongContextConfig.out (--out) is required")
+        raise ConfigError("no output directory given", key="out")
     _device(cfg)
     load_filler(cfg)
     out = Path(cfg.out)

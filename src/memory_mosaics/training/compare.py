@@ -65,19 +65,21 @@ class CompareConfig:
         if self.model_args is None:
             self.model_args = dict(self.base.model_args)
         if not self.out:
-            raise ConfigError("no output directory given (pass --out DIR)")
+            raise ConfigError("no output directory given", key="out")
         check_choices(self)
         if not self.lrs:
             self.lrs = (self.base.lr,)
         for lr in self.lrs:
             if not (math.isfinite(lr) and lr > 0):
-                raise ConfigError(f"learning rates must be finite and > 0, got {lr}")
-        if not self.seeds or not self.models or not self.inits:
-            raise ConfigError("need at least one model, init and seed")
+                raise ConfigError(f"lrs (learning rates) must be finite and > 0, got {lr}", key="lrs")
+        for name in ("models", "inits", "seeds", "contexts"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must name at least one", key=name)
         if any(c < 1 for c in self.contexts):
-            raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}")
+            raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}",
+                              key="contexts")
         if self.jobs is not None and self.jobs < 1:
-            raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}")
+            raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}", key="jobs")
         check_either_model_args(self.model_args)
         if self.base.resume:
             raise ConfigError("compare always starts new runs (no --resume)")
