@@ -222,8 +222,9 @@ def needle_distances(cfg: LongContextConfig, filler: T.Filler) -> dict:
     return out
 
 
-def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
-    """Train one model and score it; writes <out>/<name>/result.json."""
+def run_model(name: str, cfg: LongContextConfig, log=print, filler: T.Filler | None = None) -> dict:
+    """Train one model and score it; writes <out>/<name>/result.json. filler: the corpus `prepare` loaded (None:
+    load it here)."""
     from ..icl.train import Budget, train_stream
 
     torch.set_num_threads(cfg.threads)
@@ -231,7 +232,7 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    filler = load_filler(cfg)
+    filler = filler if filler is not None else load_filler(cfg)
     torch.manual_seed(cfg.seed)
     model = build(name, cfg).to(device)
     steps = cfg.transformer_steps if name in TRANSFORMERS and cfg.transformer_steps else cfg.steps
@@ -270,24 +271,25 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     return result
 
 
-def prepare(cfg: LongContextConfig) -> Path:
-    """Check what would fail late (no --out, no GPU, no corpus) and create the output folder."""
+def prepare(cfg: LongContextConfig) -> T.Filler:
+    """Check what would fail late (no --out, no GPU, no corpus) and create the output folder. Returns the filler
+    corpus (read once: the models and the summary's needle distances take it from here)."""
     if not cfg.out:
         raise ConfigError("no output directory given", key="out")
     _device(cfg)
-    load_filler(cfg)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    filler = load_filler(cfg)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    return filler
 
 
-def summarize(cfg: LongContextConfig, t0: float, log=print) -> dict:
-    """longctx.json, table.md and longctx.png from the <out>/<model>/result.json of every model in cfg.models."""
+def summarize(cfg: LongContextConfig, filler: T.Filler, t0: float, log=print) -> dict:
+    """longctx.json, table.md and longctx.png from the <out>/<model>/result.json of every model in cfg.models.
+    filler: the corpus `prepare` returned (for the needle distances)."""
     from . import report
 
     out = Path(cfg.out)
     results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
-    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, load_filler(cfg)),
+    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, filler),
                    wall_seconds=time.time() - t0,
                    results={k: {kk: v for kk, v in r.items() if kk != "evals"} for k, r in results.items()})
     (out / "longctx.json").write_text(json.dumps(summary, indent=1))
@@ -301,10 +303,10 @@ def summarize(cfg: LongContextConfig, t0: float, log=print) -> dict:
 def run_longctx(cfg: LongContextConfig, log=print) -> dict:
     """Train and score every model in cfg.models, one after the other in this process, and write the summary.
     (`mosaic longctx --jobs N` runs the models in N child processes instead, then calls `summarize`.)"""
-    prepare(cfg)
+    filler = prepare(cfg)
     t0 = time.time()
     log(f"long-context benchmark: {len(cfg.models)} models on {cfg.device}; train at {cfg.train_len}, "
         f"evaluate at {list(cfg.eval_lens)}")
     for name in cfg.models:
-        run_model(name, cfg, log)
-    return summarize(cfg, t0, log) if cfg.write_summary else {}
+        run_model(name, cfg, log, filler)
+    return summarize(cfg, filler, t0, log) if cfg.write_summary else {}
