@@ -136,6 +136,20 @@ def test_the_filler_is_read_once_per_process(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("kind", ["single", "shared", "token"])
+def test_name_kinds_table_matches_the_names_drawn(kind):
+    """One table (T.NAME_KINDS) holds each kind's pool size and longest name: draw_names draws `pool` distinct names
+    and none longer than `longest`, min_length counts `longest`, LongContextConfig refuses more facts than `pool`."""
+    kind_ = T.NAME_KINDS[kind]
+    names = T.draw_names(kind_.pool, kind, np.random.default_rng(0))
+    assert len(set(names)) == kind_.pool
+    assert max(len(n) for n in names) == len(kind_.longest)
+    assert T.min_length(3, 1, kind) - T.min_length(2, 1, kind) == len(T.fact(kind_.longest, "9999"))
+    with pytest.raises(ValueError, match=f"facts per context ≤ {kind_.pool} names"):
+        LongContextConfig(names=kind, n_keys=kind_.pool + 1, train_len=1 << 16, eval_lens=(1 << 16,))
+    assert kind in LongContextConfig.__dataclass_fields__["names"].metadata["choices"]
+
+
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["longctx", "--out", str(tmp_path / "x"), "--models", "v9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -53,7 +53,7 @@ class LongContextConfig:
         "help": "questions at the end of every example (RULER multi-query); the last asks the fact at the scored "
                 "depth; training labels all of them, scoring only the last"})
     names: str = field(default="single", metadata={
-        "choices": T.NAME_KINDS,
+        "choices": tuple(T.NAME_KINDS),
         "help": "single: first names; token: one byte per name (a one-token key); shared: first + last names, "
                 "the distractors sharing a word with the asked name"})
     curriculum: float = field(default=0.0, metadata={
@@ -101,7 +101,7 @@ class LongContextConfig:
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
             raise ConfigError(f"depths must lie in [0, 1], got {self.depths}", key="depths")
         check_choices(self)
-        most = dict(single=len(T.NAMES), token=T.TOKEN_NAMES, shared=len(T.NAMES) * len(T.SURNAMES))[self.names]
+        most = T.NAME_KINDS[self.names].pool
         if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
             raise ConfigError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})",
                               key="n_keys", others=("names",))
