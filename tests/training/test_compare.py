@@ -61,6 +61,28 @@ def test_compare_scores_a_rotary_transformer_past_its_training_context(text_file
     assert "n/a" not in row
 
 
+def test_compare_verify_cache_hashes_the_token_cache_once(text_file, tmp_path, monkeypatch, capsys):
+    """--verify-cache is the parent's: it hashes the cache once (here: finds it damaged with its size and mtime kept,
+    and rebuilds it); the workers, training and scoring, use the verified cache unhashed (each hashed it twice)."""
+    import os
+
+    from memory_mosaics.data import dataset, sources
+    from memory_mosaics.training.trainer import prepare_data
+
+    prepare_data(TrainConfig(**tiny_args(text_file, "")))  # the cache, as an earlier run left it
+    (bin_path,) = (sources.cache_dir() / "tokens").glob("*.bin")
+    good, st = bin_path.read_bytes(), bin_path.stat()
+    bin_path.write_bytes(good[:100] + bytes(8) + good[108:])
+    os.utime(bin_path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    hashed, real = [], dataset.sha256_file
+    monkeypatch.setattr(dataset, "sha256_file", lambda path: hashed.append(path) or real(path))
+    capsys.readouterr()
+    assert main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "c"),
+                 "--jobs", "1", "--contexts", "1", "--verify-cache"]) == 0
+    assert len(hashed) == 1 and capsys.readouterr().err.count("is corrupt") == 1
+    assert bin_path.read_bytes() == good
+
+
 def test_compare_lr_sweep_keeps_the_decay_ratio(tmp_path):
     base = TrainConfig(data="x", lr=3e-3, min_lr=3e-4)
     specs = CompareConfig(base, out=str(tmp_path), lrs=(1e-3, 4e-3)).runs()

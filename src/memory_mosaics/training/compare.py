@@ -207,6 +207,8 @@ def compare(cc: CompareConfig) -> dict:
     results = []
     for spec in specs:
         spec["train"]["progress"] = cc.base.progress and jobs == 1
+        # --verify-cache hashed the token cache once, above: the workers find it as verified (a size / mtime check)
+        spec["train"]["verify_cache"] = False
     if jobs == 1:
         for spec in specs:
             results.append(_run(spec, tok_dict, cc.contexts, cc.ood_data, threads, cc.tf32))
