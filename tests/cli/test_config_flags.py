@@ -23,8 +23,15 @@ from tests.helpers import one_line_error
     ("compare", ["--lrs", "0"], "--lrs (learning rates) must be finite and > 0, got 0.0"),
     ("compare", ["--contexts", "0"], "--contexts are multiples of the training context (≥ 1), got (0,)"),
     ("compare", ["--jobs", "0"], "--jobs must be ≥ 1, got 0"),
+    ("compare", ["--model-args", "scan_chunk=1"],
+     "--model-args scan_chunk must be an integer ≥ 2, got 1 (the mosaic runs)"),
     ("icl", ["--model", "mosaic", "--layers", "0"], "--layers must be ≥ 1, got 0"),
     ("longctx", ["--n-keys", "0"], "--n-keys must be ≥ 1, got 0"),
+    ("longctx", ["--names", "token", "--n-keys", "200"],
+     "--n-keys must be ≥ 1 and the facts per context ≤ 128, the size of the 'token' name pool"),
+    ("longctx", ["--eval-lens", "20"], "--eval-lens must be ≥ 143 for 4 facts and 1 question(s), got 20"),
+    ("longctx", ["--train-len", "20"], "--train-len must be ≥ 143 for 4 facts and 1 question(s), got 20"),
+    ("longctx", ["--n-embd", "10", "--n-head", "4"], "--n-embd (10) must be divisible by --n-head (4)"),
     ("longctx", ["--n-queries", "9"], "--n-queries must be in [1, --n-keys = 4], got 9"),
     ("longctx", ["--depths", "2"], "--depths must lie in [0, 1], got (2.0,)"),
     ("longctx", ["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
@@ -76,3 +83,14 @@ def test_others_read_as_flags_only_where_the_command_has_them():
     # a field name inside a longer word is left alone
     err = ConfigError("min_lr must be in [0, lr = 0.1], got 1", key="min_lr", others=("lr",))
     assert _one_line(err, frozenset({"--min-lr", "--lr"})) == "--min-lr must be in [0, --lr = 0.1], got 1"
+
+
+def test_a_value_from_a_recipe_is_named_by_its_key(capsys, tmp_path, text_file):
+    # The recipe gave batch_size, no flag was typed: the error names the YAML key; a typed flag is still named.
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("batch_size: 0\n")
+    base = ["train", "--data", str(text_file), "--out", str(tmp_path / "o"), "--recipe", str(recipe)]
+    assert one_line_error(capsys, base, "batch_size") == "mosaic train: error: batch_size must be ≥ 1, got 0"
+    assert one_line_error(capsys, [*base, "--batch-size", "-1"], "batch") == \
+        "mosaic train: error: --batch-size must be ≥ 1, got -1"
+    assert not (tmp_path / "o").exists()

@@ -145,7 +145,7 @@ def test_name_kinds_table_matches_the_names_drawn(kind):
     assert len(set(names)) == kind_.pool
     assert max(len(n) for n in names) == len(kind_.longest)
     assert T.min_length(3, 1, kind) - T.min_length(2, 1, kind) == len(T.fact(kind_.longest, "9999"))
-    with pytest.raises(ValueError, match=f"facts per context ≤ {kind_.pool} names"):
+    with pytest.raises(ValueError, match=f"facts per context ≤ {kind_.pool}, the size of the {kind!r} name pool"):
         LongContextConfig(names=kind, n_keys=kind_.pool + 1, train_len=1 << 16, eval_lens=(1 << 16,))
     assert kind in LongContextConfig.__dataclass_fields__["names"].metadata["choices"]
 

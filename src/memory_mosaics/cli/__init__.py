@@ -15,6 +15,8 @@ import pkgutil
 import re
 import sys
 
+from .typed import flag_name
+
 
 class UserError(Exception):
     """An error caused by the user's input; printed as one line without a traceback."""
@@ -42,9 +44,9 @@ def _one_line(err: BaseException, flags: frozenset[str] = frozenset()) -> str:
         return text
     head = len(key) if text.startswith(key + " ") else 0
     for other in getattr(err, "others", ()):  # "... divisible by grad_accum (3)" -> "... by --grad-accum (3)"
-        if _flag(other) in flags:
-            text = text[:head] + re.sub(rf"(?<![\w-]){re.escape(other)}(?!\w)", _flag(other), text[head:])
-    flag = _flag(key)
+        if flag_name(other) in flags:
+            text = text[:head] + re.sub(rf"(?<![\w-]){re.escape(other)}(?!\w)", flag_name(other), text[head:])
+    flag = flag_name(key)
     if flag not in flags:
         from ..config import CONFIGS
 
@@ -52,10 +54,6 @@ def _one_line(err: BaseException, flags: frozenset[str] = frozenset()) -> str:
             return text  # the message starts with the field's name
         flag = f"--model-args {key}"
     return flag + text[len(key):] if text.startswith(key + " ") else f"{flag}: {text}"
-
-
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 def main(argv: list[str] | None = None) -> int:

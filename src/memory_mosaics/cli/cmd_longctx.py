@@ -38,5 +38,5 @@ def run(cfg: LongContextConfig) -> int:
     t0 = time.time()
     run_commands("longctx", [(name, to_argv(replace(cfg, models=(name,), jobs=1, write_summary=False)))
                              for name in cfg.models], jobs, cfg.threads, 0.2)
-    summarize(cfg, filler, t0)
+    summarize(cfg, t0, filler=filler)
     return 0

@@ -103,17 +103,16 @@ class LongContextConfig:
         check_choices(self)
         most = T.NAME_KINDS[self.names].pool
         if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
-            raise ConfigError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})",
-                              key="n_keys", others=("names",))
+            raise ConfigError(f"n_keys must be ≥ 1 and the facts per context ≤ {most}, the size of the "
+                              f"{self.names!r} name pool", key="n_keys")
         if not 1 <= self.n_queries <= self.n_keys:
             raise ConfigError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}",
                               key="n_queries", others=("n_keys",))
-        for L in (self.train_len, *self.eval_lens):
+        for name, L in (("train_len", self.train_len), *(("eval_lens", L) for L in self.eval_lens)):
             shortest = T.min_length(self.facts(L), self.n_queries, self.names, self.far)
             if L < shortest:
-                raise ConfigError(f"train_len and eval_lens must be ≥ {shortest} for {self.facts(L)} facts and "
-                                  f"{self.n_queries} question(s), got {L}",
-                                  key="train_len" if L == self.train_len else "eval_lens", others=("eval_lens",))
+                raise ConfigError(f"{name} must be ≥ {shortest} for {self.facts(L)} facts and "
+                                  f"{self.n_queries} question(s), got {L}", key=name)
         if self.long_offset_min > self.long_offset_max:
             raise ConfigError("long_offset_min must be ≤ long_offset_max", key="long_offset_min",
                               others=("long_offset_max",))
@@ -277,16 +276,19 @@ def prepare(cfg: LongContextConfig) -> T.Filler:
     if not cfg.out:
         raise ConfigError("no output directory given", key="out")
     _device(cfg)
+    for name in cfg.models:  # a model config that cannot be built fails here, before the folder exists
+        model_config(name, cfg)
     filler = load_filler(cfg)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     return filler
 
 
-def summarize(cfg: LongContextConfig, filler: T.Filler, t0: float, log=print) -> dict:
+def summarize(cfg: LongContextConfig, t0: float, log=print, *, filler: T.Filler | None = None) -> dict:
     """longctx.json, table.md and longctx.png from the <out>/<model>/result.json of every model in cfg.models.
-    filler: the corpus `prepare` returned (for the needle distances)."""
+    filler: the corpus `prepare` returned, for the needle distances (None: load it here)."""
     from . import report
 
+    filler = filler if filler is not None else load_filler(cfg)
     out = Path(cfg.out)
     results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
     summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, filler),
@@ -309,4 +311,4 @@ def run_longctx(cfg: LongContextConfig, log=print) -> dict:
         f"evaluate at {list(cfg.eval_lens)}")
     for name in cfg.models:
         run_model(name, cfg, log, filler)
-    return summarize(cfg, filler, t0, log) if cfg.write_summary else {}
+    return summarize(cfg, t0, log, filler=filler) if cfg.write_summary else {}

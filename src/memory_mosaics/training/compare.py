@@ -90,7 +90,11 @@ class CompareConfig:
                 except ConfigError as err:
                     hint = " (v2 is the Memory Mosaic's init: compare it alone, --models mosaic)" if (
                         model == "transformer" and "'v2'" in str(err)) else ""
-                    raise ConfigError(f"the {model} runs: {err}{hint}") from None
+                    # Keyed as the model config's check, so the CLI names --model-args FIELD; init is not: it may
+                    # come from --inits or from --model-args.
+                    if err.key in (None, "init"):
+                        raise ConfigError(f"the {model} runs: {err}{hint}") from None
+                    raise ConfigError(f"{err} (the {model} runs)", key=err.key, others=err.others) from None
 
     def _model_args(self, model: str, init: str) -> dict:
         """The model config overrides of a run: model_args a model's config lacks (pmem_size, ablation switches)
