@@ -65,11 +65,11 @@ def test_recipe_with_a_bad_choice_is_one_line_exit_2(tmp_path, capsys):
     recipe.write_text("split: test\n")
     assert main(["eval", "--recipe", str(recipe), "--checkpoint", "x", "--data", "y"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "mosaic eval: error: --split must be one of val, train, all, got 'test'"
+    assert err == "mosaic eval: error: split must be one of val, train, all, got 'test'"  # the recipe key: no flag typed
     recipe.write_text("task: regbnch\n")
     assert main(["icl", "--recipe", str(recipe), "--model", "mosaic", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["mosaic icl: error: --task must be one of regbench, induction, mqar, got 'regbnch'"]
+    assert err == ["mosaic icl: error: task must be one of regbench, induction, mqar, got 'regbnch'"]
 
 
 @pytest.mark.parametrize("args, line", [
