@@ -1,0 +1,124 @@
+// The key path (ops/key_path.py) in one pass per (b, h) row: the leaky average and the scaled normalisation.
+//
+//   forward:  k̄_t = x_t + λ k̄_{t-1},   n_t = ‖k̄_t‖,   k_t = s k̄_t / max(n_t, ε)
+//   backward (t from T-1 down to 0), g = ∂L/∂k:
+//     c_t = k_t·g_t                                   (= s k̂_t·g_t)
+//     ∂L/∂k̄_t (local) = (s/m_t) g_t − [n_t ≥ ε] (c_t/(s m_t)) k_t,   m_t = max(n_t, ε)
+//     a_t = local_t + λ a_{t+1}                      (= ∂L/∂x_t)
+//     ∂L/∂λ += a_t·k̄_{t-1},  k̄_{t-1} = k_{t-1} m_{t-1}/s;     ∂L/∂s += c_t/s
+// k̄ lives in a d_h-long buffer; the parameter gradients are summed per row in double and written per (b, h),
+// so the caller's sum over b is deterministic whatever the thread count.
+#include "common.h"
+
+#include <vector>
+
+namespace memory_mosaics {
+namespace {
+
+template <typename T>
+void key_forward_rows(const at::Tensor& x, const at::Tensor& lam, const at::Tensor& scale, const at::Tensor& out,
+                      const at::Tensor& norm) {
+  const int64_t B = x.size(0), H = x.size(1), T_ = x.size(2), D = x.size(3);
+  const Rows<T> X(x), K(out);
+  const double* lam_p = lam.data_ptr<double>();
+  const double* s_p = scale.data_ptr<double>();
+  T* n_p = norm.data_ptr<T>();
+  at::parallel_for(0, B * H, row_grain(T_, D), [&](int64_t begin, int64_t end) {
+    std::vector<T> kbar(D);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / H, h = r % H;
+      const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
+      T* nr = n_p + r * T_;
+      std::fill(kbar.begin(), kbar.end(), T(0));
+      T* kb = kbar.data();
+      for (int64_t t = 0; t < T_; ++t) {
+        const T* xt = X.at(b, h, t);
+        for (int64_t i = 0; i < D; ++i) kb[i] = xt[i] + l * kb[i];
+        const T n = std::sqrt(dot(kb, kb, D));
+        const T f = s / std::max(n, static_cast<T>(kEps));
+        T* kt = K.at(b, h, t);
+        for (int64_t i = 0; i < D; ++i) kt[i] = kb[i] * f;
+        nr[t] = n;
+      }
+    }
+  });
+}
+
+template <typename T>
+void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Tensor& norm, const at::Tensor& lam,
+                       const at::Tensor& scale, const at::Tensor& grad_x, const at::Tensor& grad_lam,
+                       const at::Tensor& grad_scale) {
+  const int64_t B = k.size(0), H = k.size(1), T_ = k.size(2), D = k.size(3);
+  const Rows<T> G(grad), K(k), GX(grad_x);
+  const double* lam_p = lam.data_ptr<double>();
+  const double* s_p = scale.data_ptr<double>();
+  const T* n_p = norm.data_ptr<T>();
+  double* gl_p = grad_lam.data_ptr<double>();
+  double* gs_p = grad_scale.data_ptr<double>();
+  const T eps = static_cast<T>(kEps);
+  at::parallel_for(0, B * H, row_grain(T_, D), [&](int64_t begin, int64_t end) {
+    std::vector<T> acc(D);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / H, h = r % H;
+      const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
+      const T* nr = n_p + r * T_;
+      std::fill(acc.begin(), acc.end(), T(0));
+      T* a = acc.data();
+      double dlam = 0.0, dscale = 0.0;
+      for (int64_t t = T_ - 1; t >= 0; --t) {
+        const T* gt = G.at(b, h, t);
+        const T* kt = K.at(b, h, t);
+        const T m = std::max(nr[t], eps);
+        const T c = dot(kt, gt, D);
+        const T si = s / m;
+        const T proj = nr[t] >= eps ? c / (s * m) : T(0);  // below the floor the norm is constant
+        T* gxt = GX.at(b, h, t);
+        for (int64_t i = 0; i < D; ++i) {
+          a[i] = si * gt[i] - proj * kt[i] + l * a[i];
+          gxt[i] = a[i];
+        }
+        dscale += static_cast<double>(c);
+        if (t > 0)
+          dlam += static_cast<double>(dot(a, K.at(b, h, t - 1), D)) * static_cast<double>(std::max(nr[t - 1], eps));
+      }
+      gl_p[r] = dlam / s_p[h];
+      gs_p[r] = dscale / s_p[h];
+    }
+  });
+}
+
+void key_path_forward(const at::Tensor& x, const at::Tensor& lam, const at::Tensor& scale, const at::Tensor& out,
+                      const at::Tensor& norm) {
+  check_rows(x, "x");
+  check_same(out, x, "out");
+  check_norm(norm, x, "norm");
+  check_per_head(lam, x.size(1), "lam");
+  check_per_head(scale, x.size(1), "scale");
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "key_path_forward",
+                             [&] { key_forward_rows<scalar_t>(x, lam, scale, out, norm); });
+}
+
+void key_path_backward(const at::Tensor& grad, const at::Tensor& k, const at::Tensor& norm, const at::Tensor& lam,
+                       const at::Tensor& scale, const at::Tensor& grad_x, const at::Tensor& grad_lam,
+                       const at::Tensor& grad_scale) {
+  check_rows(k, "k");
+  check_same(grad, k, "grad");
+  check_same(grad_x, k, "grad_x");
+  check_norm(norm, k, "norm");
+  check_per_head(lam, k.size(1), "lam");
+  check_per_head(scale, k.size(1), "scale");
+  check_partials(grad_lam, k.size(0), k.size(1), "grad_lam");
+  check_partials(grad_scale, k.size(0), k.size(1), "grad_scale");
+  AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "key_path_backward", [&] {
+    key_backward_rows<scalar_t>(grad, k, norm, lam, scale, grad_x, grad_lam, grad_scale);
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(memory_mosaics, CPU, m) {
+  m.impl("key_path_forward", &key_path_forward);
+  m.impl("key_path_backward", &key_path_backward);
+}
+
+}  // namespace memory_mosaics
