@@ -3,7 +3,8 @@ transformer in one process (interleaved, medians, this process's CPU time):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/step_breakdown.py [--repeats 9] [--parts functions ceilings overhead]
 
-- functions: ms per step spent inside each hand-written autograd Function (forward and backward), in the real step.
+- functions: ms per step spent inside each hand-written autograd Function (forward and backward), in the real step
+  (the native kernels' Functions when they are built, the PyTorch ones with MEMORY_MOSAICS_NATIVE=0).
 - ceilings: transformer / Memory Mosaic step-time ratio when the key path or the value path is replaced by a near-free
   stand-in (s·x: NOT the model — an upper bound on what making that part faster could give).
 - overhead: fixed cost per step at batch 1, T 16 (compute ≈ 0: Python, dispatch and small ops), with the number of
@@ -27,7 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 import memory_mosaics.layers.key_extractor as key_extractor
 import memory_mosaics.layers.value_extractor as value_extractor
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
-from memory_mosaics.ops import key_path, normalize, strict_past
+from memory_mosaics.ops import cpu_kernels, key_path, native_paths, normalize, strict_past
 
 CASES = ((256, 2, 1024), (4096, 8, 256))
 
@@ -67,10 +68,14 @@ def _timer(f, key: str, spent: dict):
     return staticmethod(timed)
 
 
+TIMED = (("key path", key_path._LeakyNormalize), ("value norm", normalize._ScaledL2Normalize),
+         ("native key path", native_paths._NativeKeyPath), ("native value norm", native_paths._NativeValuePath),
+         ("strict past", strict_past._StrictPastSelf))
+
+
 def functions(repeats: int) -> None:
     spent = collections.defaultdict(float)
-    for name, cls in (("key path", key_path._LeakyNormalize), ("value norm", normalize._ScaledL2Normalize),
-                      ("strict past", strict_past._StrictPastSelf)):
+    for name, cls in TIMED:
         for phase in ("forward", "backward"):
             setattr(cls, f"_untimed_{phase}", getattr(cls, phase))
             setattr(cls, phase, _timer(getattr(cls, phase), f"{name} {phase}", spent))
@@ -80,7 +85,7 @@ def functions(repeats: int) -> None:
             print(f"vocab {V} B {B} T {T}: step mosaic {med['mosaic']:.1f} ms, transformer {med['transformer']:.1f} ms;"
                   " inside the Functions, ms per step: " + ", ".join(f"{k} {1e3 * v / repeats:.2f}" for k, v in spent.items()))
     finally:
-        for cls in (key_path._LeakyNormalize, normalize._ScaledL2Normalize, strict_past._StrictPastSelf):
+        for _, cls in TIMED:
             for phase in ("forward", "backward"):
                 setattr(cls, phase, staticmethod(getattr(cls, f"_untimed_{phase}")))
 
@@ -147,7 +152,8 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["functions", "ceilings", "overhead"],
                     choices=["functions", "ceilings", "overhead"])
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time of this process")
+    native = "on" if cpu_kernels.available() else f"off ({cpu_kernels.unavailable_reason()})"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time of this process; native CPU kernels {native}")
     for part in args.parts:
         globals()[part](args.repeats)
 
