@@ -61,8 +61,8 @@ class _LeakyNormalize(torch.autograd.Function):
 
 def leaky_normalize(x: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, chunk: int) -> torch.Tensor:
     """s_h · Norm(leaky_average(x, b)) for x (B, H, T, D), b and scale (H,): the CPU fast path of a key extractor
-    (float32/float64; callers use the separate ops elsewhere). Returns a (B, H, T, D) view of an (H, T, B, D)
-    tensor. On the native kernel (ops/native_paths.py) when it is built; this scan otherwise."""
+    (float32/float64; callers use the separate ops elsewhere). On the native kernel (ops/native_paths.py) when it
+    is built: a (B, H, T, D) view of an (H, B, T, D) tensor; otherwise this Function: a view of (H, T, B, D)."""
     if chunk < 2:
         raise ValueError(f"chunk must be ≥ 2 (the carry recursion shortens the sequence by chunk), got {chunk}")
     if native_ok(x):
