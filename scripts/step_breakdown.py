@@ -1,12 +1,13 @@
 """Where the Memory Mosaic's extra training-step time goes on CPU (issue 15), three ways, each side by side with the
 transformer in one process (interleaved, medians, this process's CPU time):
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/step_breakdown.py [--repeats 9] [--parts functions ceilings overhead]
+    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/step_breakdown.py [--repeats 9] [--parts functions ceilings overhead native]
 
 - functions: ms per step spent inside each hand-written autograd Function (forward and backward), in the real step
   (the native kernels' Functions when they are built, the PyTorch ones with MEMORY_MOSAICS_NATIVE=0).
 - ceilings: transformer / Memory Mosaic step-time ratio when the key path or the value path is replaced by a near-free
   stand-in (s·x: NOT the model — an upper bound on what making that part faster could give).
+- native: the step with the native CPU kernels (ops/cpu_kernels/) on and off, interleaved with the transformer's.
 - overhead: fixed cost per step at batch 1, T 16 (compute ≈ 0: Python, dispatch and small ops), with the number of
   aten ops forward / backward / AdamW.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -40,8 +42,9 @@ def models(V: int, T: int) -> dict:
             "transformer": Transformer(TransformerConfig.preset("small", **over))}
 
 
-def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None) -> dict:
-    """Median step time (ms) of each model, interleaved; on_repeat(r) is called before each round."""
+def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None, on_model=None) -> dict:
+    """Median step time (ms) of each model, interleaved; on_repeat(r) is called before each round, on_model(k)
+    before each model's step."""
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in ms.items()}
     x, y = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
     times = {k: [] for k in ms}
@@ -49,6 +52,8 @@ def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None) 
         if on_repeat:
             on_repeat(r)
         for k, m in ms.items():
+            if on_model:
+                on_model(k)
             t0 = time.process_time()
             loss = F.cross_entropy(m(x).flatten(0, 1), y.flatten())
             opts[k].zero_grad(set_to_none=True)
@@ -88,6 +93,36 @@ def functions(repeats: int) -> None:
         for _, cls in TIMED:
             for phase in ("forward", "backward"):
                 setattr(cls, phase, staticmethod(getattr(cls, f"_untimed_{phase}")))
+
+
+def native(repeats: int) -> None:
+    """The step with the native CPU kernels on and off (MEMORY_MOSAICS_NATIVE, read at every call), interleaved
+    with the transformer's in one process."""
+    if not cpu_kernels.available():
+        print(f"native: not available ({cpu_kernels.unavailable_reason()})")
+        return
+    for V, B, T in CASES:
+        ms = models(V, T)
+        ms["mosaic native off"] = models(V, T)["mosaic"]  # the same weights (seed 0)
+        with _env(cpu_kernels.ENV):
+            med = timed_steps(ms, V, B, T, repeats,
+                              on_model=lambda k: os.environ.__setitem__(cpu_kernels.ENV, "0" if "off" in k else "1"))
+        on, off, tr = med["mosaic"], med["mosaic native off"], med["transformer"]
+        print(f"vocab {V} B {B} T {T}: step mosaic native {on:.1f} ms, PyTorch paths {off:.1f} ms, transformer "
+              f"{tr:.1f} ms; transformer / mosaic {tr / on:.3f} (native) vs {tr / off:.3f} (PyTorch paths)")
+
+
+@contextmanager
+def _env(name: str):
+    """Restore environment variable `name` afterwards."""
+    old = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @contextmanager
@@ -150,7 +185,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--parts", nargs="+", default=["functions", "ceilings", "overhead"],
-                    choices=["functions", "ceilings", "overhead"])
+                    choices=["functions", "ceilings", "overhead", "native"])
     args = ap.parse_args()
     native = "on" if cpu_kernels.available() else f"off ({cpu_kernels.unavailable_reason()})"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time of this process; native CPU kernels {native}")

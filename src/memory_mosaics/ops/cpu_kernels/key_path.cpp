@@ -23,22 +23,19 @@ void key_forward_rows(const at::Tensor& x, const at::Tensor& lam, const at::Tens
   const double* lam_p = lam.data_ptr<double>();
   const double* s_p = scale.data_ptr<double>();
   T* n_p = norm.data_ptr<T>();
-  at::parallel_for(0, B * H, row_grain(T_, D), [&](int64_t begin, int64_t end) {
-    std::vector<T> kbar(D);
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / H, h = r % H;
-      const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
-      T* nr = n_p + r * T_;
-      std::fill(kbar.begin(), kbar.end(), T(0));
-      T* kb = kbar.data();
-      for (int64_t t = 0; t < T_; ++t) {
+  parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
+    std::vector<T> kbar((h1 - h0) * D, T(0));  // k̄_{t-1} of each row of the block
+    for (int64_t t = 0; t < T_; ++t) {
+      for (int64_t h = h0; h < h1; ++h) {
+        const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
+        T* kb = kbar.data() + (h - h0) * D;
         const T* xt = X.at(b, h, t);
         for (int64_t i = 0; i < D; ++i) kb[i] = xt[i] + l * kb[i];
         const T n = std::sqrt(dot(kb, kb, D));
         const T f = s / std::max(n, static_cast<T>(kEps));
         T* kt = K.at(b, h, t);
         for (int64_t i = 0; i < D; ++i) kt[i] = kb[i] * f;
-        nr[t] = n;
+        n_p[(b * H + h) * T_ + t] = n;
       }
     }
   });
@@ -56,16 +53,15 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
   double* gl_p = grad_lam.data_ptr<double>();
   double* gs_p = grad_scale.data_ptr<double>();
   const T eps = static_cast<T>(kEps);
-  at::parallel_for(0, B * H, row_grain(T_, D), [&](int64_t begin, int64_t end) {
-    std::vector<T> acc(D);
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / H, h = r % H;
-      const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
-      const T* nr = n_p + r * T_;
-      std::fill(acc.begin(), acc.end(), T(0));
-      T* a = acc.data();
-      double dlam = 0.0, dscale = 0.0;
-      for (int64_t t = T_ - 1; t >= 0; --t) {
+  parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
+    const int64_t nh = h1 - h0;
+    std::vector<T> acc(nh * D, T(0));  // a_{t+1} of each row of the block
+    std::vector<double> dlam(nh, 0.0), dscale(nh, 0.0);
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      for (int64_t h = h0; h < h1; ++h) {
+        const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
+        const T* nr = n_p + (b * H + h) * T_;
+        T* a = acc.data() + (h - h0) * D;
         const T* gt = G.at(b, h, t);
         const T* kt = K.at(b, h, t);
         const T m = std::max(nr[t], eps);
@@ -77,12 +73,15 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
           a[i] = si * gt[i] - proj * kt[i] + l * a[i];
           gxt[i] = a[i];
         }
-        dscale += static_cast<double>(c);
+        dscale[h - h0] += static_cast<double>(c);
         if (t > 0)
-          dlam += static_cast<double>(dot(a, K.at(b, h, t - 1), D)) * static_cast<double>(std::max(nr[t - 1], eps));
+          dlam[h - h0] +=
+              static_cast<double>(dot(a, K.at(b, h, t - 1), D)) * static_cast<double>(std::max(nr[t - 1], eps));
       }
-      gl_p[r] = dlam / s_p[h];
-      gs_p[r] = dscale / s_p[h];
+    }
+    for (int64_t h = h0; h < h1; ++h) {
+      gl_p[b * H + h] = dlam[h - h0] / s_p[h];
+      gs_p[b * H + h] = dscale[h - h0] / s_p[h];
     }
   });
 }

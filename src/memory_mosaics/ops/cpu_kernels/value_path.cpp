@@ -20,15 +20,13 @@ void value_forward_rows(const at::Tensor& x, const at::Tensor& scale, const doub
   const Rows<T> X(x), Y(out);
   const double* s_p = scale.data_ptr<double>();
   T* n_p = norm.data_ptr<T>();
-  at::parallel_for(0, B * H, row_grain(T_, D), [&](int64_t begin, int64_t end) {
+  parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
     std::vector<T> buf(D);
     T* u = buf.data();
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / H, h = r % H;
-      const T s = static_cast<T>(s_p[h]);
-      const T g = gamma_p ? static_cast<T>(gamma_p[h]) : T(1), g1 = T(1) - g;
-      T* nr = n_p + r * T_;
-      for (int64_t t = 0; t < T_; ++t) {
+    for (int64_t t = 0; t < T_; ++t) {
+      for (int64_t h = h0; h < h1; ++h) {
+        const T s = static_cast<T>(s_p[h]);
+        const T g = gamma_p ? static_cast<T>(gamma_p[h]) : T(1), g1 = T(1) - g;
         const T* xt = X.at(b, h, t);
         if (!gamma_p) {
           std::copy(xt, xt + D, u);
@@ -42,7 +40,7 @@ void value_forward_rows(const at::Tensor& x, const at::Tensor& scale, const doub
         const T f = s / std::max(n, static_cast<T>(kEps));
         T* yt = Y.at(b, h, t);
         for (int64_t i = 0; i < D; ++i) yt[i] = u[i] * f;
-        nr[t] = n;
+        n_p[(b * H + h) * T_ + t] = n;
       }
     }
   });
@@ -59,17 +57,17 @@ void value_backward_rows(const at::Tensor& grad, const at::Tensor& y, const at::
   double* gs_p = grad_scale.data_ptr<double>();
   double* gg_p = grad_gamma.data_ptr<double>();
   const T eps = static_cast<T>(kEps);
-  at::parallel_for(0, B * H, row_grain(T_, D), [&](int64_t begin, int64_t end) {
-    std::vector<T> buf(2 * D);
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / H, h = r % H;
-      const T s = static_cast<T>(s_p[h]);
-      const T g = gamma_p ? static_cast<T>(gamma_p[h]) : T(1), g1 = T(1) - g;
-      const T* nr = n_p + r * T_;
-      T* gu = buf.data();           // ∂L/∂u_t
-      T* gu_prev = gu + D;          // ∂L/∂u_{t−1}
-      double dscale = 0.0, dgamma = 0.0;
-      for (int64_t t = 0; t < T_; ++t) {
+  parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
+    const int64_t nh = h1 - h0;
+    std::vector<T> buf(2 * nh * D);  // per row: ∂L/∂u_t and ∂L/∂u_{t−1}, alternating by the parity of t
+    std::vector<double> dscale(nh, 0.0), dgamma(nh, 0.0);
+    for (int64_t t = 0; t < T_; ++t) {
+      for (int64_t h = h0; h < h1; ++h) {
+        const T s = static_cast<T>(s_p[h]);
+        const T g = gamma_p ? static_cast<T>(gamma_p[h]) : T(1), g1 = T(1) - g;
+        const T* nr = n_p + (b * H + h) * T_;
+        T* gu = buf.data() + ((h - h0) * 2 + (t & 1)) * D;
+        const T* gu_prev = buf.data() + ((h - h0) * 2 + ((t + 1) & 1)) * D;
         const T* gt = G.at(b, h, t);
         const T* yt = Y.at(b, h, t);
         const T m = std::max(nr[t], eps);
@@ -77,35 +75,36 @@ void value_backward_rows(const at::Tensor& grad, const at::Tensor& y, const at::
         const T si = s / m;
         const T proj = nr[t] >= eps ? c / (s * m) : T(0);  // below the floor the norm is constant
         for (int64_t i = 0; i < D; ++i) gu[i] = si * gt[i] - proj * yt[i];
-        dscale += static_cast<double>(c);
+        dscale[h - h0] += static_cast<double>(c);
         T* gxt = GX.at(b, h, t);
         if (!gamma_p) {
           std::copy(gu, gu + D, gxt);
+          continue;
+        }
+        const T* xt = X.at(b, h, t);
+        T dg;
+        if (t + 1 < T_) {
+          const T* xn = X.at(b, h, t + 1);
+          T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int64_t i = 0;
+          for (; i + 8 <= D; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += gu[i + j] * (xt[i + j] - xn[i + j]);
+          dg = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+          for (; i < D; ++i) dg += gu[i] * (xt[i] - xn[i]);
         } else {
-          const T* xt = X.at(b, h, t);
-          T dg;
-          if (t + 1 < T_) {
-            const T* xn = X.at(b, h, t + 1);
-            T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int64_t i = 0;
-            for (; i + 8 <= D; i += 8)
-              for (int j = 0; j < 8; ++j) acc[j] += gu[i + j] * (xt[i + j] - xn[i + j]);
-            dg = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-            for (; i < D; ++i) dg += gu[i] * (xt[i] - xn[i]);
-          } else {
-            dg = dot(gu, xt, D);
-          }
-          dgamma += static_cast<double>(dg);
-          if (t > 0) {
-            for (int64_t i = 0; i < D; ++i) gxt[i] = g * gu[i] + g1 * gu_prev[i];
-          } else {
-            for (int64_t i = 0; i < D; ++i) gxt[i] = g * gu[i];
-          }
-          std::swap(gu, gu_prev);
+          dg = dot(gu, xt, D);
+        }
+        dgamma[h - h0] += static_cast<double>(dg);
+        if (t > 0) {
+          for (int64_t i = 0; i < D; ++i) gxt[i] = g * gu[i] + g1 * gu_prev[i];
+        } else {
+          for (int64_t i = 0; i < D; ++i) gxt[i] = g * gu[i];
         }
       }
-      gs_p[r] = dscale / s_p[h];
-      gg_p[r] = dgamma;
+    }
+    for (int64_t h = h0; h < h1; ++h) {
+      gs_p[b * H + h] = dscale[h - h0] / s_p[h];
+      gg_p[b * H + h] = dgamma[h - h0];
     }
   });
 }
