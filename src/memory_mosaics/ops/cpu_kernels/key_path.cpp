@@ -5,7 +5,7 @@
 //     c_t = k_t·g_t                                   (= s k̂_t·g_t)
 //     ∂L/∂k̄_t (local) = (s/m_t) g_t − [n_t ≥ ε] (c_t/(s m_t)) k_t,   m_t = max(n_t, ε)
 //     a_t = local_t + λ a_{t+1}                      (= ∂L/∂x_t)
-//     ∂L/∂λ += a_t·k̄_{t-1},  k̄_{t-1} = k_{t-1} m_{t-1}/s;     ∂L/∂s += c_t/s
+//     ∂L/∂λ += a_{t+1}·k̄_t,  k̄_t = k_t m_t/s  (read with k_t, before a_{t+1} is overwritten);  ∂L/∂s += c_t/s
 // k̄ lives in a d_h-long buffer; the parameter gradients are summed per row in double and written per (b, h),
 // so the caller's sum over b is deterministic whatever the thread count.
 #include "common.h"
@@ -69,14 +69,24 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
         const T si = s / m;
         const T proj = nr[t] >= eps ? c / (s * m) : T(0);  // below the floor the norm is constant
         T* gxt = GX.at(b, h, t);
-        for (int64_t i = 0; i < D; ++i) {
+        T dl[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // a_{t+1}·k_t, in the same pass as the update (eight partial sums)
+        int64_t i = 0;
+        for (; i + 8 <= D; i += 8) {
+          for (int j = 0; j < 8; ++j) {
+            const T old = a[i + j];
+            dl[j] += old * kt[i + j];
+            a[i + j] = si * gt[i + j] - proj * kt[i + j] + l * old;
+            gxt[i + j] = a[i + j];
+          }
+        }
+        T d = ((dl[0] + dl[4]) + (dl[1] + dl[5])) + ((dl[2] + dl[6]) + (dl[3] + dl[7]));
+        for (; i < D; ++i) {
+          d += a[i] * kt[i];
           a[i] = si * gt[i] - proj * kt[i] + l * a[i];
           gxt[i] = a[i];
         }
         dscale[h - h0] += static_cast<double>(c);
-        if (t > 0)
-          dlam[h - h0] +=
-              static_cast<double>(dot(a, K.at(b, h, t - 1), D)) * static_cast<double>(std::max(nr[t - 1], eps));
+        dlam[h - h0] += static_cast<double>(d) * static_cast<double>(m);  // a_{t+1}·k̄_t, k̄_t = k_t m_t / s
       }
     }
     for (int64_t h = h0; h < h1; ++h) {
