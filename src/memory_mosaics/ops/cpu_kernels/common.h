@@ -35,6 +35,27 @@ inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
   return s;
 }
 
+// out = s·u / max(‖u‖, ε); returns ‖u‖ (the backward's saved norm).
+template <typename T>
+inline T scale_normalize(const T* __restrict u, T* __restrict out, T s, int64_t D) {
+  const T n = std::sqrt(dot(u, u, D));
+  const T f = s / std::max(n, static_cast<T>(kEps));
+  for (int64_t i = 0; i < D; ++i) out[i] = u[i] * f;
+  return n;
+}
+
+// The normalisation's backward at one position, ∂L/∂u = si·g − proj·y for y = s·u/m, m = max(n, ε), c = y·g:
+// si = s/m, proj = c/(s m), and no projection term below the floor (there the norm is the constant ε).
+template <typename T>
+struct NormGrad {
+  T si, proj;
+  NormGrad(T n, T c, T s) {
+    const T m = std::max(n, static_cast<T>(kEps));
+    si = s / m;
+    proj = n >= static_cast<T>(kEps) ? c / (s * m) : T(0);
+  }
+};
+
 // Rows of B·H per parallel task: enough work per task that one short sequence does not pay a thread hand-off.
 inline int64_t row_grain(int64_t T, int64_t D) {
   return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, T * D));

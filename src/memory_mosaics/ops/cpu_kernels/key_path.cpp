@@ -31,11 +31,7 @@ void key_forward_rows(const at::Tensor& x, const at::Tensor& lam, const at::Tens
         T* kb = kbar.data() + (h - h0) * D;
         const T* xt = X.at(b, h, t);
         for (int64_t i = 0; i < D; ++i) kb[i] = xt[i] + l * kb[i];
-        const T n = std::sqrt(dot(kb, kb, D));
-        const T f = s / std::max(n, static_cast<T>(kEps));
-        T* kt = K.at(b, h, t);
-        for (int64_t i = 0; i < D; ++i) kt[i] = kb[i] * f;
-        n_p[(b * H + h) * T_ + t] = n;
+        n_p[(b * H + h) * T_ + t] = scale_normalize(kb, K.at(b, h, t), s, D);
       }
     }
   });
@@ -66,8 +62,8 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
         const T* kt = K.at(b, h, t);
         const T m = std::max(nr[t], eps);
         const T c = dot(kt, gt, D);
-        const T si = s / m;
-        const T proj = nr[t] >= eps ? c / (s * m) : T(0);  // below the floor the norm is constant
+        const NormGrad<T> ng(nr[t], c, s);
+        const T si = ng.si, proj = ng.proj;
         T* gxt = GX.at(b, h, t);
         T dl[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // a_{t+1}·k_t, in the same pass as the update (eight partial sums)
         int64_t i = 0;

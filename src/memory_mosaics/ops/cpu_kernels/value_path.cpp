@@ -36,11 +36,7 @@ void value_forward_rows(const at::Tensor& x, const at::Tensor& scale, const doub
         } else {
           for (int64_t i = 0; i < D; ++i) u[i] = g * xt[i];
         }
-        const T n = std::sqrt(dot(u, u, D));
-        const T f = s / std::max(n, static_cast<T>(kEps));
-        T* yt = Y.at(b, h, t);
-        for (int64_t i = 0; i < D; ++i) yt[i] = u[i] * f;
-        n_p[(b * H + h) * T_ + t] = n;
+        n_p[(b * H + h) * T_ + t] = scale_normalize(u, Y.at(b, h, t), s, D);
       }
     }
   });
@@ -56,7 +52,6 @@ void value_backward_rows(const at::Tensor& grad, const at::Tensor& y, const at::
   const T* n_p = norm.data_ptr<T>();
   double* gs_p = grad_scale.data_ptr<double>();
   double* gg_p = grad_gamma.data_ptr<double>();
-  const T eps = static_cast<T>(kEps);
   parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
     const int64_t nh = h1 - h0;
     std::vector<T> buf(2 * nh * D);  // per row: ∂L/∂u_t and ∂L/∂u_{t−1}, alternating by the parity of t
@@ -70,11 +65,9 @@ void value_backward_rows(const at::Tensor& grad, const at::Tensor& y, const at::
         const T* gu_prev = buf.data() + ((h - h0) * 2 + ((t + 1) & 1)) * D;
         const T* gt = G.at(b, h, t);
         const T* yt = Y.at(b, h, t);
-        const T m = std::max(nr[t], eps);
         const T c = dot(yt, gt, D);
-        const T si = s / m;
-        const T proj = nr[t] >= eps ? c / (s * m) : T(0);  // below the floor the norm is constant
-        for (int64_t i = 0; i < D; ++i) gu[i] = si * gt[i] - proj * yt[i];
+        const NormGrad<T> ng(nr[t], c, s);
+        for (int64_t i = 0; i < D; ++i) gu[i] = ng.si * gt[i] - ng.proj * yt[i];
         dscale[h - h0] += static_cast<double>(c);
         T* gxt = GX.at(b, h, t);
         if (!gamma_p) {
