@@ -37,6 +37,31 @@ void key_forward_rows(const at::Tensor& x, const at::Tensor& lam, const at::Tens
   });
 }
 
+// One step of the reverse scan: a ← si·g − proj·k + λ·a (∂L/∂x_t, also written to gx); returns a_{t+1}·k_t, read
+// before a is overwritten. Eight partial sums; the restrict qualifiers let the compiler vectorise it.
+template <typename T>
+inline T reverse_step(T* __restrict a, T* __restrict gx, const T* __restrict g, const T* __restrict k, T si, T proj,
+                      T l, int64_t D) {
+  T dl[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= D; i += 8) {
+    for (int j = 0; j < 8; ++j) {
+      const T old = a[i + j];
+      dl[j] += old * k[i + j];
+      const T v = si * g[i + j] - proj * k[i + j] + l * old;
+      a[i + j] = v;
+      gx[i + j] = v;
+    }
+  }
+  T d = ((dl[0] + dl[4]) + (dl[1] + dl[5])) + ((dl[2] + dl[6]) + (dl[3] + dl[7]));
+  for (; i < D; ++i) {
+    d += a[i] * k[i];
+    a[i] = si * g[i] - proj * k[i] + l * a[i];
+    gx[i] = a[i];
+  }
+  return d;
+}
+
 template <typename T>
 void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Tensor& norm, const at::Tensor& lam,
                        const at::Tensor& scale, const at::Tensor& grad_x, const at::Tensor& grad_lam,
@@ -63,24 +88,7 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
         const T m = std::max(nr[t], eps);
         const T c = dot(kt, gt, D);
         const NormGrad<T> ng(nr[t], c, s);
-        const T si = ng.si, proj = ng.proj;
-        T* gxt = GX.at(b, h, t);
-        T dl[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // a_{t+1}·k_t, in the same pass as the update (eight partial sums)
-        int64_t i = 0;
-        for (; i + 8 <= D; i += 8) {
-          for (int j = 0; j < 8; ++j) {
-            const T old = a[i + j];
-            dl[j] += old * kt[i + j];
-            a[i + j] = si * gt[i + j] - proj * kt[i + j] + l * old;
-            gxt[i + j] = a[i + j];
-          }
-        }
-        T d = ((dl[0] + dl[4]) + (dl[1] + dl[5])) + ((dl[2] + dl[6]) + (dl[3] + dl[7]));
-        for (; i < D; ++i) {
-          d += a[i] * kt[i];
-          a[i] = si * gt[i] - proj * kt[i] + l * a[i];
-          gxt[i] = a[i];
-        }
+        const T d = reverse_step(a, GX.at(b, h, t), gt, kt, ng.si, ng.proj, l, D);
         dscale[h - h0] += static_cast<double>(c);
         dlam[h - h0] += static_cast<double>(d) * static_cast<double>(m);  // a_{t+1}·k̄_t, k̄_t = k_t m_t / s
       }
