@@ -36,12 +36,14 @@ def _one_of(default: str, choices: tuple[str, ...]):
 
 
 class ConfigError(ValueError):
-    """A configuration value or key is invalid. Subclasses ValueError. `key` names the field when one is at fault
-    (the CLI shows it as its flag)."""
+    """A configuration value or key is invalid. Subclasses ValueError. `key` names the field at fault whenever one
+    is (every value check gives it: the CLI shows it as the flag the user typed); `others`, the other fields the
+    message names (a check of two fields, e.g. batch_size and grad_accum), shown as their flags too."""
 
-    def __init__(self, message: str, key: str | None = None):
+    def __init__(self, message: str, key: str | None = None, others: tuple[str, ...] = ()):
         super().__init__(message)
         self.key = key
+        self.others = tuple(others)
 
 
 def check_keys(cls, keys, where: str | None = None) -> None:
@@ -112,7 +114,8 @@ class _Config:
     def preset(cls, name: str, **overrides: Any):
         """A named preset with optional field overrides, e.g. `MosaicConfig.preset("paper", n_layer=1)`."""
         if name not in cls.PRESETS:
-            raise ConfigError(f"unknown preset '{name}' for {cls.__name__}; choose one of: {', '.join(cls.PRESETS)}")
+            raise ConfigError(f"unknown preset '{name}' for {cls.__name__}; choose one of: {', '.join(cls.PRESETS)}",
+                              key="preset")
         check_keys(cls, overrides)
         return cls(**{**cls.PRESETS[name], **overrides})
 
@@ -151,14 +154,15 @@ class _Config:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}", key=name)
         if self.n_embd % self.n_head != 0:
-            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})", key="n_embd",
+                              others=("n_head",))
         for name in self.field_names():
             if name.endswith("dropout"):
                 value = getattr(self, name)
                 if not 0.0 <= value < 1.0:
-                    raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+                    raise ConfigError(f"{name} must be in [0, 1), got {value!r}", key=name)
         check_choices(self)
 
     @property
@@ -254,22 +258,24 @@ class MosaicConfig(_Config):
             self.pmem_attn_dropout = self.dropout
         self._validate_common()
         if not isinstance(self.pmem_size, int) or self.pmem_size <= 0:
-            raise ConfigError(f"pmem_size must be a positive integer, got {self.pmem_size!r}")
+            raise ConfigError(f"pmem_size must be a positive integer, got {self.pmem_size!r}", key="pmem_size")
         if not isinstance(self.scan_chunk, int) or self.scan_chunk < 2:
-            raise ConfigError(f"scan_chunk must be an integer ≥ 2, got {self.scan_chunk!r}")
+            raise ConfigError(f"scan_chunk must be an integer ≥ 2, got {self.scan_chunk!r}", key="scan_chunk")
         self._validate_v2()
 
     def _validate_v2(self) -> None:
         for name in ("short_window", "long_offset", "long_offset_min", "long_offset_max"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be an integer ≥ 0, got {value!r}")
+                raise ConfigError(f"{name} must be an integer ≥ 0, got {value!r}", key=name)
         if self.short_window == 1:
-            raise ConfigError("short_window must be 0 (off) or ≥ 2: window h reads j ∈ [t-h+1, t-1], empty for h = 1")
+            raise ConfigError("short_window must be 0 (off) or ≥ 2: window h reads j ∈ [t-h+1, t-1], empty for h = 1",
+                              key="short_window")
         lo, hi = self.long_offset_min, self.long_offset_max
         if (lo or hi) and not (self.long_offset and 1 <= lo <= hi):
             raise ConfigError(f"long_offset_min/max must satisfy 1 ≤ min ≤ max with long_offset ≥ 1 (the inference "
-                              f"offset), got min={lo}, max={hi}, long_offset={self.long_offset}")
+                              f"offset), got min={lo}, max={hi}, long_offset={self.long_offset}",
+                              key="long_offset_min", others=("long_offset_max", "long_offset"))
 
     @property
     def uses_v2_memory(self) -> bool:
@@ -312,9 +318,10 @@ class TransformerConfig(_Config):
     def __post_init__(self) -> None:
         self._validate_common()
         if self.positions == "rotary" and self.head_dim % 2:
-            raise ConfigError(f"rotary positions need an even head dimension, got {self.head_dim}")
+            raise ConfigError(f"positions rotary needs an even head dimension n_embd / n_head, got {self.head_dim}",
+                              key="positions", others=("n_embd", "n_head"))
         if not self.rope_base > 1.0:
-            raise ConfigError(f"rope_base must be > 1, got {self.rope_base!r}")
+            raise ConfigError(f"rope_base must be > 1, got {self.rope_base!r}", key="rope_base")
 
 
 CONFIGS: dict[str, type[_Config]] = {"mosaic": MosaicConfig, "transformer": TransformerConfig}

@@ -5,7 +5,8 @@
     res.loss, res.perplexity, res.tokens
 
 The windows are drawn from a generator seeded with `seed`, so two models (or two checkpoints) are scored on
-exactly the same text. A Memory Mosaic accepts any context; a transformer raises ValueError past block_size.
+exactly the same text. A Memory Mosaic accepts any context, as does a rotary / no-position transformer; a
+learned-position transformer raises ValueError past block_size.
 """
 
 from __future__ import annotations

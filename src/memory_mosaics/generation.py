@@ -3,7 +3,8 @@
 With `use_cache=True` the prompt is run once in parallel (`model.prefill`) and each new token costs one
 `model.decode_step` — O(context) work per token. `use_cache=False` re-runs the whole context every token (the
 reference the cache is tested against). The Memory Mosaic has no positional encoding, so it keeps going past
-its training context; the transformer crops its context to the last `block_size` tokens, as nanoGPT does.
+its training context, as does a transformer with rotary / no positions; a learned-position transformer crops its
+context to the last `block_size` tokens, as nanoGPT does (`model.max_context`: None when unbounded).
 """
 
 from __future__ import annotations

@@ -76,22 +76,22 @@ def test_full_disk_while_writing_the_summary(capsys, text_file, tmp_path, monkey
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--threads", "-1"], "threads must be ≥ 1"),
+    (["--threads", "-1"], "--threads must be ≥ 1"),
     (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--lr", "0"], "lr must be > 0"),
-    (["--lr", "nan"], "lr must be a finite number"),
-    (["--lr", "inf"], "lr must be a finite number"),
-    (["--lr", "1e-3", "--min-lr", "1e-2"], "min_lr must be in [0, lr"),
-    (["--min-lr=-1e-5"], "min_lr must be in [0, lr"),
-    (["--weight-decay", "-0.1"], "weight_decay must be ≥ 0"),
-    (["--grad-clip", "-1"], "grad_clip must be ≥ 0"),
-    (["--eval-interval", "0"], "eval_interval must be ≥ 1"),
-    (["--log-interval", "-3"], "log_interval must be ≥ 1"),
-    (["--checkpoint-interval", "0"], "checkpoint_interval must be ≥ 1"),
-    (["--keep-checkpoints", "0"], "keep_checkpoints must be ≥ 1"),
-    (["--lr-decay-steps", "0"], "lr_decay_steps must be ≥ 1"),
-    (["--eval-batch-size", "0"], "eval_batch_size must be ≥ 1"),
-    (["--beta2", "1.0"], "beta2 must be in [0, 1)"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--lr", "1e-3", "--min-lr", "1e-2"], "--min-lr must be in [0, --lr"),
+    (["--min-lr=-1e-5"], "--min-lr must be in [0, --lr"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be ≥ 0"),
+    (["--grad-clip", "-1"], "--grad-clip must be ≥ 0"),
+    (["--eval-interval", "0"], "--eval-interval must be ≥ 1"),
+    (["--log-interval", "-3"], "--log-interval must be ≥ 1"),
+    (["--checkpoint-interval", "0"], "--checkpoint-interval must be ≥ 1"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints must be ≥ 1"),
+    (["--lr-decay-steps", "0"], "--lr-decay-steps must be ≥ 1"),
+    (["--eval-batch-size", "0"], "--eval-batch-size must be ≥ 1"),
+    (["--beta2", "1.0"], "--beta2 must be in [0, 1)"),
 ])
 def test_train_refuses_nonsense(capsys, text_file, tmp_path, extra, match):
     one_line_error(capsys, train_argv(text_file, tmp_path / "run", *extra), match)
@@ -100,13 +100,16 @@ def test_train_refuses_nonsense(capsys, text_file, tmp_path, extra, match):
 
 def test_eval_and_sample_refuse_nonsense(capsys, trained, text_file):
     ev = ["eval", "--checkpoint", str(trained), "--data", str(text_file)]
-    one_line_error(capsys, ev + ["--batches", "0"], "--batches and --batch-size must be ≥ 1")
-    one_line_error(capsys, ev + ["--batch-size", "0"], "--batches and --batch-size must be ≥ 1")
+    one_line_error(capsys, ev + ["--batches", "0"], "--batches must be ≥ 1, got 0")
+    one_line_error(capsys, ev + ["--batch-size", "0"], "--batch-size must be ≥ 1, got 0")
+    one_line_error(capsys, ev + ["--context-multiples", "1", "0"], "--context-multiples must be positive integers")
     one_line_error(capsys, ev + ["--device", "tpu"], "unknown device 'tpu'")
     sample = ["sample", "--checkpoint", str(trained), "--prompt", "A"]
     one_line_error(capsys, sample + ["--temperature", "-1"], "--temperature must be a finite number ≥ 0")
     one_line_error(capsys, sample + ["--temperature", "nan"], "--temperature must be a finite number ≥ 0")
     one_line_error(capsys, sample + ["--top-k", "0"], "--top-k must be ≥ 1")
+    one_line_error(capsys, sample + ["--max-new-tokens", "-1"], "--max-new-tokens must be ≥ 0")
+    one_line_error(capsys, sample + ["--num-samples", "0"], "--num-samples must be ≥ 1")
     one_line_error(capsys, sample + ["--device", "tpu"], "unknown device 'tpu'")
     assert not (trained / "eval").exists()
 

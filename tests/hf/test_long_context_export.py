@@ -34,6 +34,9 @@ def test_export_roundtrip(kind, model_args, text_file, tmp_path):
         assert torch.equal(model(x).logits, native(x))
     out = model.generate(x[:, :3], max_new_tokens=90, do_sample=False)
     assert torch.equal(out, native.generate(x[:, :3], 90, temperature=0.0))
+    # No position table in either model: the tokenizer allows 4× the training context (a learned table: 1×).
+    assert native.max_context is None
+    assert transformers.AutoTokenizer.from_pretrained(hf).model_max_length == 4 * native.config.block_size
     # Beam search reorders the cache (a v2 memory's cache is a list of per-memory caches): same beams as without one.
     beams = model.generate(x[:, :3], max_new_tokens=20, do_sample=False, num_beams=3)
     assert beams.shape == (1, 23)

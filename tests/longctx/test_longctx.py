@@ -105,6 +105,51 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert printed.rstrip().splitlines()[-1].startswith("| gpt2 |")  # the compact table is printed last
 
 
+def test_the_filler_is_read_once_per_process(tmp_path, capsys, monkeypatch):
+    """prepare reads the filler corpus; the models and the summary's needle distances take it from there (the summary
+    read it again, and each model too). --jobs 2, its children run in this process: the parent reads it once and
+    each child once; the API's run_longctx once in all. Same summary as before (test_cli_end_to_end)."""
+    import memory_mosaics.data.sources as sources
+    import memory_mosaics.processes as processes
+
+    reads = []
+    load = sources.load_documents
+    monkeypatch.setattr(sources, "load_documents", lambda path, *a, **k: reads.append(str(path)) or load(path, *a, **k))
+    monkeypatch.setattr(processes, "run_commands", lambda command, runs, *a, **k: [
+        main([command, *argv]) for _, argv in runs])
+    tiny = ["--train-len", "160", "--eval-lens", "160", "--depths", "0.5", "--n-eval", "2", "--eval-batch", "2",
+            "--steps", "1", "--batch-size", "2", "--n-layer", "1", "--n-embd", "16", "--n-head", "2",
+            "--short-window", "16", "--long-offset-min", "4", "--long-offset-max", "8"]
+    assert main(["longctx", "--out", str(tmp_path / "a"), "--models", "v2", "gpt2", *tiny, "--jobs", "2"]) == 0
+    assert len(reads) == 1 + 2
+    summary = json.loads((tmp_path / "a" / "longctx.json").read_text())
+    assert set(summary["results"]) == {"v2", "gpt2"} and set(summary["needle_distance"]) == {"160@0.5"}
+    reads.clear()
+    from memory_mosaics.longctx import run_longctx
+    from memory_mosaics.longctx.experiment import load_filler, needle_distances
+
+    cfg = LongContextConfig(out=str(tmp_path / "b"), models=("v2", "gpt2"), train_len=160, eval_lens=(160,),
+                            depths=(0.5,), n_eval=2, eval_batch=2, steps=1, batch_size=2, n_layer=1, n_embd=16,
+                            n_head=2, short_window=16, long_offset_min=4, long_offset_max=8)
+    assert run_longctx(cfg, log=lambda s: None)["needle_distance"] == needle_distances(cfg, load_filler(cfg))
+    assert len(reads) == 1 + 1  # run_longctx, then the check's own load_filler
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("kind", ["single", "shared", "token"])
+def test_name_kinds_table_matches_the_names_drawn(kind):
+    """One table (T.NAME_KINDS) holds each kind's pool size and longest name: draw_names draws `pool` distinct names
+    and none longer than `longest`, min_length counts `longest`, LongContextConfig refuses more facts than `pool`."""
+    kind_ = T.NAME_KINDS[kind]
+    names = T.draw_names(kind_.pool, kind, np.random.default_rng(0))
+    assert len(set(names)) == kind_.pool
+    assert max(len(n) for n in names) == len(kind_.longest)
+    assert T.min_length(3, 1, kind) - T.min_length(2, 1, kind) == len(T.fact(kind_.longest, "9999"))
+    with pytest.raises(ValueError, match=f"facts per context ≤ {kind_.pool}, the size of the {kind!r} name pool"):
+        LongContextConfig(names=kind, n_keys=kind_.pool + 1, train_len=1 << 16, eval_lens=(1 << 16,))
+    assert kind in LongContextConfig.__dataclass_fields__["names"].metadata["choices"]
+
+
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert main(["longctx", "--out", str(tmp_path / "x"), "--models", "v9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -84,3 +84,20 @@ def test_rotary_left_padding_equals_prompt_alone():
 def test_bad_positions():
     with pytest.raises(ConfigError, match="positions"):
         TransformerConfig.preset("tiny", positions="alibi")
+
+
+@pytest.mark.parametrize("positions,limit", [("learned", 16), ("rotary", None), ("none", None)])
+def test_max_context_is_the_table_only(positions, limit):
+    """Callers (generation, the compare / eval scorers, longctx) ask model.max_context whether it reads past T."""
+    assert build(positions).max_context == limit
+
+
+def test_rotary_generation_reads_the_whole_context_past_block_size():
+    # Every greedy token is the argmax of the full, uncropped forward over all tokens before it (40 > block_size 16).
+    # Weights × 20 sharpen attention: at the tiny init the argmax hardly depends on far tokens, cropped or not.
+    model = build("rotary").double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(20.0 if p.dim() >= 2 else 1.0)
+    out = model.generate(torch.randint(0, 256, (2, 3)), 37, temperature=0.0)
+    assert torch.equal(model(out[:, :-1]).argmax(-1)[:, 2:], out[:, 3:])

@@ -47,6 +47,42 @@ def test_compare_trains_both_models_on_the_same_tokens(text_file, tmp_path, shar
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
 
 
+def test_compare_scores_a_rotary_transformer_past_its_training_context(text_file, tmp_path):
+    """The scorer asks the model (max_context) whether it reads past T: a rotary transformer does, so its 2× context
+    has real numbers, not the n/a of the learned-position one."""
+    base = TrainConfig(**tiny_args(text_file, "", max_steps=2, eval_interval=2))
+    report = compare(CompareConfig(base, out=str(tmp_path / "cmp"), models=("transformer",), contexts=(1, 2),
+                                   jobs=1, model_args={"positions": "rotary"}))
+    two = report["runs"][0]["positions"]["2"]
+    assert two is not None and len(two["per_position"]) == 128
+    pp = np.array(two["per_position"])
+    assert two["beyond"] == pytest.approx(pp[64:].mean(), rel=1e-4) and np.isfinite(pp).all()
+    row = next(line for line in report["table"].splitlines() if line.startswith("| transformer |"))
+    assert "n/a" not in row
+
+
+def test_compare_verify_cache_hashes_the_token_cache_once(text_file, tmp_path, monkeypatch, capsys):
+    """--verify-cache is the parent's: it hashes the cache once (here: finds it damaged with its size and mtime kept,
+    and rebuilds it); the workers, training and scoring, use the verified cache unhashed (each hashed it twice)."""
+    import os
+
+    from memory_mosaics.data import dataset, sources
+    from memory_mosaics.training.trainer import prepare_data
+
+    prepare_data(TrainConfig(**tiny_args(text_file, "")))  # the cache, as an earlier run left it
+    (bin_path,) = (sources.cache_dir() / "tokens").glob("*.bin")
+    good, st = bin_path.read_bytes(), bin_path.stat()
+    bin_path.write_bytes(good[:100] + bytes(8) + good[108:])
+    os.utime(bin_path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    hashed, real = [], dataset.sha256_file
+    monkeypatch.setattr(dataset, "sha256_file", lambda path: hashed.append(path) or real(path))
+    capsys.readouterr()
+    assert main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "c"),
+                 "--jobs", "1", "--contexts", "1", "--verify-cache"]) == 0
+    assert len(hashed) == 1 and capsys.readouterr().err.count("is corrupt") == 1
+    assert bin_path.read_bytes() == good
+
+
 def test_compare_lr_sweep_keeps_the_decay_ratio(tmp_path):
     base = TrainConfig(data="x", lr=3e-3, min_lr=3e-4)
     specs = CompareConfig(base, out=str(tmp_path), lrs=(1e-3, 4e-3)).runs()
@@ -62,9 +98,9 @@ def test_compare_parallel_workers(text_file, tmp_path):
 
 
 @pytest.mark.parametrize("bad,msg", [
-    (["--lrs", "0"], "learning rates must be finite"),
+    (["--lrs", "0"], "--lrs (learning rates) must be finite"),
     (["--contexts", "0"], "contexts are multiples"),
-    (["--jobs", "0"], "jobs must be"),
+    (["--jobs", "0"], "--jobs must be"),
 ])
 def test_compare_cli_bad_values_exit_2(text_file, tmp_path, capsys, bad, msg):
     code = main(["compare", *TINY, "--max-steps", "2", "--data", str(text_file), "--out", str(tmp_path / "c"), *bad])

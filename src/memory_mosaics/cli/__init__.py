@@ -12,7 +12,10 @@ import argparse
 import importlib
 import os
 import pkgutil
+import re
 import sys
+
+from .typed import flag_name
 
 
 class UserError(Exception):
@@ -31,14 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line(err: BaseException, flags: frozenset[str] = frozenset()) -> str:
     """The error as one line. A ConfigError about one field (`key`) names the command's flag for it where the
-    command has one (`flags`), a model config field given in --model-args as such, and otherwise the field."""
+    command has one (`flags`), a model config field given in --model-args as such, and otherwise the field; the
+    other fields it names (`others`) read as their flags where the command has them."""
     if isinstance(err, OSError) and err.strerror:  # errno errors: "No space left on device: PATH"
         return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
     text = " ".join(str(err).splitlines()) or type(err).__name__
     key = getattr(err, "key", None)
     if not key:
         return text
-    flag = "--" + key.replace("_", "-")
+    head = len(key) if text.startswith(key + " ") else 0
+    for other in getattr(err, "others", ()):  # "... divisible by grad_accum (3)" -> "... by --grad-accum (3)"
+        if flag_name(other) in flags:
+            text = text[:head] + re.sub(rf"(?<![\w-]){re.escape(other)}(?!\w)", flag_name(other), text[head:])
+    flag = flag_name(key)
     if flag not in flags:
         from ..config import CONFIGS
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..bench import QUICK, BenchConfig
+from ..config import at_least
 from .typed import add_command
 
 
@@ -40,8 +41,7 @@ def run(cfg: BenchCommand) -> int:
     from ..training.distributed import parse_device
 
     if cfg.threads is not None:
-        if cfg.threads < 1:
-            raise ValueError(f"--threads must be ≥ 1, got {cfg.threads}")
+        at_least(cfg, 1, "threads")
         torch.set_num_threads(cfg.threads)
     values = asdict(cfg)
     bench = BenchConfig(**{f.name: values[f.name] for f in fields(BenchConfig)})

@@ -5,8 +5,9 @@
 
 Prints JSON (loss, perplexity, tokens at the training context, plus one entry per longer context) and writes
 per_position.csv (position, loss at each evaluated context) and per_position.png. The Memory Mosaic has no
-positional encoding, so it is scored past its training context; the transformer cannot go past block_size, and
-the JSON says so for those contexts instead of failing.
+positional encoding, so it is scored past its training context, as is a transformer with rotary / no positions; a
+learned-position transformer cannot go past block_size (`model.max_context`), and the JSON says so for those
+contexts instead of failing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..config import ConfigError, at_least
 from .typed import add_command
 
 
@@ -46,13 +48,13 @@ def run(cfg: EvalConfig) -> int:
     from ..training.distributed import parse_device
 
     if not cfg.checkpoint:
-        raise ValueError("no checkpoint given (pass --checkpoint DIR)")
+        raise ConfigError("no checkpoint given", key="checkpoint")
     if not cfg.data:
-        raise ValueError("no evaluation data given (pass --data SOURCE)")
+        raise ConfigError("no evaluation data given", key="data")
     if not cfg.context_multiples or min(cfg.context_multiples) < 1:
-        raise ValueError("--context-multiples must be positive integers")
-    if cfg.batches < 1 or cfg.batch_size < 1:
-        raise ValueError(f"--batches and --batch-size must be ≥ 1, got {cfg.batches} and {cfg.batch_size}")
+        raise ConfigError(f"context_multiples must be positive integers, got {cfg.context_multiples}",
+                          key="context_multiples")
+    at_least(cfg, 1, "batches", "batch_size")
     device = parse_device(cfg.device)
     model, tokenizer, train_cfg, ckpt = load_model(cfg.checkpoint, device)
     tokens = tokenize_cached(cfg.data, tokenizer)  # streamed
@@ -64,8 +66,8 @@ def run(cfg: EvalConfig) -> int:
     results, notes = {}, {}
     for mult in sorted(set(cfg.context_multiples)):
         ctx = block * mult
-        if getattr(model.config, "positions", "") == "learned" and ctx > block:  # rotary / none run long
-            notes[ctx] = f"skipped: the transformer has learned positions only up to block_size={block}"
+        if model.max_context is not None and ctx > model.max_context:  # rotary / none / mosaic: unbounded
+            notes[ctx] = f"skipped: the model reads at most block_size={model.max_context} positions (learned positions)"
             continue
         if len(tokens) < ctx + 1:
             notes[ctx] = f"skipped: the data has {len(tokens)} tokens, fewer than {ctx + 1}"

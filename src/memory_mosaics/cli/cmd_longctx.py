@@ -32,11 +32,11 @@ def run(cfg: LongContextConfig) -> int:
     if jobs <= 1:
         run_longctx(cfg)
         return 0
-    prepare(cfg)
+    filler = prepare(cfg)  # read once here; each child process reads it once for its model
     print(f"mosaic longctx: {len(cfg.models)} models, {jobs} in parallel x {cfg.threads} thread(s) on {cfg.device}; "
           f"train at {cfg.train_len}, evaluate at {list(cfg.eval_lens)}", flush=True)
     t0 = time.time()
     run_commands("longctx", [(name, to_argv(replace(cfg, models=(name,), jobs=1, write_summary=False)))
                              for name in cfg.models], jobs, cfg.threads, 0.2)
-    summarize(cfg, t0)
+    summarize(cfg, t0, filler=filler)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..config import ConfigError, at_least
 from .typed import add_command
 
 
@@ -38,13 +39,11 @@ def run(cfg: SampleConfig) -> int:
     from ..training.distributed import parse_device
 
     if not cfg.checkpoint:
-        raise ValueError("no checkpoint given (pass --checkpoint DIR)")
-    if cfg.max_new_tokens < 0 or cfg.num_samples < 1:
-        raise ValueError("--max-new-tokens must be ≥ 0 and --num-samples ≥ 1")
+        raise ConfigError("no checkpoint given", key="checkpoint")
+    at_least(cfg, 0, "max_new_tokens")
+    at_least(cfg, 1, "num_samples", "top_k")
     if not (math.isfinite(cfg.temperature) and cfg.temperature >= 0):
-        raise ValueError(f"--temperature must be a finite number ≥ 0, got {cfg.temperature}")
-    if cfg.top_k is not None and cfg.top_k < 1:
-        raise ValueError(f"--top-k must be ≥ 1, got {cfg.top_k}")
+        raise ConfigError(f"temperature must be a finite number ≥ 0, got {cfg.temperature}", key="temperature")
     device = parse_device(cfg.device)
     model, tokenizer, _, _ = load_model(cfg.checkpoint, device)
     ids = tokenizer.encode(cfg.prompt) if cfg.prompt else [tokenizer.eot_id]

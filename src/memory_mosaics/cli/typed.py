@@ -88,7 +88,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, *, skip: tuple[str,
         kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help_text, dest=f.name)
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_name(f.name)
         if tp is bool:
             # `--flag` sets True; `--flag false` / `--no-flag` also work.
             target.add_argument(flag, nargs="?", const=True, type=_parse_bool, metavar="BOOL", **kw)
@@ -186,19 +186,26 @@ def add_command(subparsers, name: str, cls, run: Callable[[Any], int | None], *,
     add_dataclass_args(p, cls, exclusive=one_of, skip=skip)
 
     def func(args: argparse.Namespace):
-        given = load_recipe(args.recipe, cls) if args.recipe else {}
-        given.update(given_values(args, cls))
+        recipe = load_recipe(args.recipe, cls) if args.recipe else {}
+        typed = given_values(args, cls)
+        given = {**recipe, **typed}
+        # A value the recipe gave (no flag typed) is named by its YAML key in errors, not by a flag never typed.
+        args.command_flags = flags - {flag_name(k) for k in recipe if k not in typed}
         if one_of and sum(bool(given.get(k)) for k in one_of) != 1:
-            flags = " ".join("--" + k.replace("_", "-") for k in one_of)
-            p.error(f"exactly one of the arguments {flags} is required")
+            p.error(f"exactly one of the arguments {' '.join(flag_name(k) for k in one_of)} is required")
         if make is not None:
             return run(make(given))
         return run(build_config(cls, base={**(preset(given) if preset else {}), **given}))
 
     # The flags this command has: an error about a field names the flag only where there is one (cli._one_line).
-    flags = {"--recipe", *("--" + f.name.replace("_", "-") for f in dataclasses.fields(cls) if f.name not in skip)}
-    p.set_defaults(func=func, command_flags=frozenset(flags))
+    flags = frozenset({"--recipe", *(flag_name(f.name) for f in dataclasses.fields(cls) if f.name not in skip)})
+    p.set_defaults(func=func, command_flags=flags)
     return p
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field: batch_size -> --batch-size."""
+    return "--" + field.replace("_", "-")
 
 
 def to_argv(cfg) -> list[str]:
@@ -209,7 +216,7 @@ def to_argv(cfg) -> list[str]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if value == default:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_name(f.name)
         if isinstance(value, bool):
             argv += [flag, str(value).lower()]
         elif value is None:

@@ -57,7 +57,9 @@ class MemoryMosaicHFConfig(_LibraryConfig):
 
 
 class MosaicTransformerHFConfig(_LibraryConfig):
-    """The GPT-2 baseline of memory-mosaics (learned positions: at most `block_size` tokens)."""
+    """The GPT-2 baseline of memory-mosaics. With learned positions it takes at most `block_size` tokens; with
+    rotary / no positions `block_size` is only its training context (max_position_embeddings still reports it, the
+    conservative value for tools that size their windows by it)."""
 
     model_type = "memory_mosaic_transformer"
     library_class = TransformerConfig

@@ -54,7 +54,9 @@ def export_checkpoint(checkpoint, out, overwrite: bool = False, tokenizer: bool 
     with atomic_folder(out) as tmp:
         model.save_pretrained(str(tmp))
         if tokenizer:
-            export_tokenizer(tok, tmp, MOSAIC_CONTEXT_FACTOR * block if mosaic else block)
+            # A model without a position table (Memory Mosaic, rotary / no-position transformer) reads past its
+            # training context: its tokenizer allows a multiple of it; a learned table allows block_size.
+            export_tokenizer(tok, tmp, MOSAIC_CONTEXT_FACTOR * block if native.max_context is None else block)
         (tmp / "configuration_memory_mosaics.py").write_text(SHIM.format(module="configuration", cls=config_cls.__name__))
         (tmp / "modeling_memory_mosaics.py").write_text(SHIM.format(module="modeling", cls=model_cls.__name__))
     return out

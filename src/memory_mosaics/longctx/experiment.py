@@ -17,6 +17,7 @@ Writes `<out>/<model>/result.json` per model and `<out>/longctx.json`, `<out>/ta
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config import MosaicConfig, TransformerConfig, at_least, check_choices
+from ..config import ConfigError, MosaicConfig, TransformerConfig, at_least, check_choices
 from ..models import MemoryMosaic, Transformer
 from . import task as T
 
@@ -52,7 +53,7 @@ class LongContextConfig:
         "help": "questions at the end of every example (RULER multi-query); the last asks the fact at the scored "
                 "depth; training labels all of them, scoring only the last"})
     names: str = field(default="single", metadata={
-        "choices": T.NAME_KINDS,
+        "choices": tuple(T.NAME_KINDS),
         "help": "single: first names; token: one byte per name (a one-token key); shared: first + last names, "
                 "the distractors sharing a word with the asked name"})
     curriculum: float = field(default=0.0, metadata={
@@ -93,34 +94,38 @@ class LongContextConfig:
         self.models, self.eval_lens, self.depths = tuple(self.models), tuple(self.eval_lens), tuple(self.depths)
         bad = [m for m in self.models if m not in MODELS and m not in ABLATIONS]
         if bad or not self.models:
-            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join((*MODELS, *ABLATIONS))}")
+            raise ConfigError(f"models has unknown model(s) {bad}; choose from {', '.join((*MODELS, *ABLATIONS))}",
+                              key="models")
         if not self.eval_lens or min(self.eval_lens) < 1:
-            raise ValueError(f"eval_lens must be positive lengths, got {self.eval_lens}")
+            raise ConfigError(f"eval_lens must be positive lengths, got {self.eval_lens}", key="eval_lens")
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
-            raise ValueError(f"depths must lie in [0, 1], got {self.depths}")
+            raise ConfigError(f"depths must lie in [0, 1], got {self.depths}", key="depths")
         check_choices(self)
-        most = dict(single=len(T.NAMES), token=T.TOKEN_NAMES, shared=len(T.NAMES) * len(T.SURNAMES))[self.names]
+        most = T.NAME_KINDS[self.names].pool
         if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
-            raise ValueError(f"n_keys must be ≥ 1 and the facts per context ≤ {most} names ({self.names})")
+            raise ConfigError(f"n_keys must be ≥ 1 and the facts per context ≤ {most}, the size of the "
+                              f"{self.names!r} name pool", key="n_keys")
         if not 1 <= self.n_queries <= self.n_keys:
-            raise ValueError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}")
-        for L in (self.train_len, *self.eval_lens):
+            raise ConfigError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}",
+                              key="n_queries", others=("n_keys",))
+        for name, L in (("train_len", self.train_len), *(("eval_lens", L) for L in self.eval_lens)):
             shortest = T.min_length(self.facts(L), self.n_queries, self.names, self.far)
             if L < shortest:
-                raise ValueError(f"train_len and eval_lens must be ≥ {shortest} for {self.facts(L)} facts and "
-                                 f"{self.n_queries} question(s), got {L}")
+                raise ConfigError(f"{name} must be ≥ {shortest} for {self.facts(L)} facts and "
+                                  f"{self.n_queries} question(s), got {L}", key=name)
         if self.long_offset_min > self.long_offset_max:
-            raise ValueError("long_offset_min must be ≤ long_offset_max")
+            raise ConfigError("long_offset_min must be ≤ long_offset_max", key="long_offset_min",
+                              others=("long_offset_max",))
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}", key="device")
         if self.time_limit is not None and self.time_limit <= 0:
-            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+            raise ConfigError(f"time_limit must be > 0 seconds, got {self.time_limit}", key="time_limit")
         if self.transformer_steps is not None and self.transformer_steps < 1:
-            raise ValueError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}")
+            raise ConfigError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}", key="transformer_steps")
         if not 0.0 <= self.curriculum <= 1.0:
-            raise ValueError(f"curriculum must lie in [0, 1], got {self.curriculum}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"curriculum must lie in [0, 1], got {self.curriculum}", key="curriculum")
+        if not 0 < self.lr < math.inf:  # also refuses nan
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}", key="lr")
 
     def facts(self, length: int) -> int:
         """Facts in an example of `length` tokens."""
@@ -187,7 +192,7 @@ def evaluate(model, filler: T.Filler, cfg: LongContextConfig, device, lengths=No
     A learned-position transformer past its table sees the last train_len tokens (`cropped`)."""
     was = model.training
     model.eval()
-    limit = cfg.train_len if getattr(model.config, "positions", None) == "learned" else None
+    limit = model.max_context  # None: reads any length (block_size = train_len for the learned table)
     acc = {}
     for L in lengths or cfg.eval_lens:
         acc[L] = {}
@@ -216,8 +221,9 @@ def needle_distances(cfg: LongContextConfig, filler: T.Filler) -> dict:
     return out
 
 
-def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
-    """Train one model and score it; writes <out>/<name>/result.json."""
+def run_model(name: str, cfg: LongContextConfig, log=print, filler: T.Filler | None = None) -> dict:
+    """Train one model and score it; writes <out>/<name>/result.json. filler: the corpus `prepare` loaded (None:
+    load it here)."""
     from ..icl.train import Budget, train_stream
 
     torch.set_num_threads(cfg.threads)
@@ -225,7 +231,7 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    filler = load_filler(cfg)
+    filler = filler if filler is not None else load_filler(cfg)
     torch.manual_seed(cfg.seed)
     model = build(name, cfg).to(device)
     steps = cfg.transformer_steps if name in TRANSFORMERS and cfg.transformer_steps else cfg.steps
@@ -251,7 +257,7 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     t1 = time.time()
     acc = evaluate(model, filler, cfg, device)
     result = dict(model=name, params=model.num_params(), config=model.config.to_dict(),
-                  cropped=getattr(model.config, "positions", None) == "learned",
+                  cropped=model.max_context is not None,
                   accuracy={str(L): {str(d): a for d, a in row.items()} for L, row in acc.items()},
                   mean_by_length={str(L): float(np.mean(list(row.values()))) for L, row in acc.items()},
                   final_train_loss=res["history"][-1]["loss"], steps_done=res["steps"], evals=res["evals"],
@@ -264,24 +270,28 @@ def run_model(name: str, cfg: LongContextConfig, log=print) -> dict:
     return result
 
 
-def prepare(cfg: LongContextConfig) -> Path:
-    """Check what would fail late (no --out, no GPU, no corpus) and create the output folder."""
+def prepare(cfg: LongContextConfig) -> T.Filler:
+    """Check what would fail late (no --out, no GPU, no corpus) and create the output folder. Returns the filler
+    corpus (read once: the models and the summary's needle distances take it from here)."""
     if not cfg.out:
-        raise ValueError("LongContextConfig.out (--out) is required")
+        raise ConfigError("no output directory given", key="out")
     _device(cfg)
-    load_filler(cfg)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    for name in cfg.models:  # a model config that cannot be built fails here, before the folder exists
+        model_config(name, cfg)
+    filler = load_filler(cfg)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    return filler
 
 
-def summarize(cfg: LongContextConfig, t0: float, log=print) -> dict:
-    """longctx.json, table.md and longctx.png from the <out>/<model>/result.json of every model in cfg.models."""
+def summarize(cfg: LongContextConfig, t0: float, log=print, *, filler: T.Filler | None = None) -> dict:
+    """longctx.json, table.md and longctx.png from the <out>/<model>/result.json of every model in cfg.models.
+    filler: the corpus `prepare` returned, for the needle distances (None: load it here)."""
     from . import report
 
+    filler = filler if filler is not None else load_filler(cfg)
     out = Path(cfg.out)
     results = {name: json.loads((out / name / "result.json").read_text()) for name in cfg.models}
-    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, load_filler(cfg)),
+    summary = dict(config=asdict(cfg), needle_distance=needle_distances(cfg, filler),
                    wall_seconds=time.time() - t0,
                    results={k: {kk: v for kk, v in r.items() if kk != "evals"} for k, r in results.items()})
     (out / "longctx.json").write_text(json.dumps(summary, indent=1))
@@ -295,10 +305,10 @@ def summarize(cfg: LongContextConfig, t0: float, log=print) -> dict:
 def run_longctx(cfg: LongContextConfig, log=print) -> dict:
     """Train and score every model in cfg.models, one after the other in this process, and write the summary.
     (`mosaic longctx --jobs N` runs the models in N child processes instead, then calls `summarize`.)"""
-    prepare(cfg)
+    filler = prepare(cfg)
     t0 = time.time()
     log(f"long-context benchmark: {len(cfg.models)} models on {cfg.device}; train at {cfg.train_len}, "
         f"evaluate at {list(cfg.eval_lens)}")
     for name in cfg.models:
-        run_model(name, cfg, log)
-    return summarize(cfg, t0, log) if cfg.write_summary else {}
+        run_model(name, cfg, log, filler)
+    return summarize(cfg, t0, log, filler=filler) if cfg.write_summary else {}

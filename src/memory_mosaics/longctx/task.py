@@ -18,6 +18,7 @@ language-modelling supervision, from which a transformer can form the induction 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,19 @@ SURNAMES = ("Hill", "Hall", "Reed", "Ross", "Gray", "Green", "Brown", "Black", "
             "Bell", "Fox", "King", "Cole")
 TOKEN_NAMES = 128  # names="token": name i is the single byte 128 + i (the filler is ASCII: never there otherwise)
 DIGITS = 4
+
+
+class NameKind(NamedTuple):
+    pool: int  # distinct names: the most facts one example can hold
+    longest: str  # as long (in tokens) as the longest name: what min_length counts
+
+
+# The name kinds (LongContextConfig.names; draw_names draws them): the one table of their sizes.
+NAME_KINDS = {
+    "single": NameKind(len(NAMES), max(NAMES, key=len)),  # first names
+    "shared": NameKind(len(NAMES) * len(SURNAMES), max(NAMES, key=len) + " " + max(SURNAMES, key=len)),
+    "token": NameKind(TOKEN_NAMES, "x"),  # one byte each
+}
 
 
 def encode(text: str | bytes) -> np.ndarray:
@@ -79,8 +93,7 @@ class Filler:
 
 def min_length(n_keys: int, n_queries: int = 1, names: str = "single", far: bool = False) -> int:
     """The shortest example with n_keys facts (longest names) and n_queries questions, plus one filler token."""
-    longest = {"single": max(NAMES, key=len), "token": "x",
-               "shared": max(NAMES, key=len) + " " + max(SURNAMES, key=len)}[names]
+    longest = NAME_KINDS[names].longest
     return (n_keys * len(fact(longest, "9" * DIGITS, far)) + n_queries * (len(question(longest, far)) + DIGITS)
             + 1)
 
@@ -89,9 +102,6 @@ def facts_at(length: int, n_keys: int, density_base: int = 0) -> int:
     """How many facts an example of `length` tokens holds: n_keys, or (density_base > 0) n_keys per density_base
     tokens, so that the distractors grow with the context (RULER's multi-key variants fill the haystack)."""
     return n_keys if density_base <= 0 else max(n_keys, round(n_keys * length / density_base))
-
-
-NAME_KINDS = ("single", "shared", "token")
 
 
 def draw_names(n: int, kind: str, rng: np.random.Generator) -> list[str | bytes]:

@@ -50,7 +50,9 @@ class CausalLM(nn.Module):
 
     # Subclasses define embed(idx, start) -> (B, T, d) for tokens at positions start.., logits(x) -> (B, T, V),
     # `blocks` with prefill(x) -> (x, cache) and step(x_t, cache) -> x_t, and check_length(T) if T is bounded.
-    max_context: int | None = None  # the longest context the model can attend to; None: unbounded
+    # The longest context the model can attend to; None: unbounded. Callers ask this (generation crops to it, scorers
+    # skip longer contexts), never the model's type or config.
+    max_context: int | None = None
 
     def check_length(self, T: int) -> None:
         """Raise ValueError if the model cannot take T positions (no limit by default)."""

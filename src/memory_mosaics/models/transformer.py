@@ -117,7 +117,7 @@ class Transformer(CausalLM):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        if config.positions == "learned":  # rotary / none: no table (generation.py reads a missing wpe as unbounded)
+        if config.positions == "learned":  # rotary / none: no table, any length (max_context None)
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layer))
@@ -137,11 +137,12 @@ class Transformer(CausalLM):
         self.ln_f.reset_parameters()
 
     @property
-    def max_context(self) -> int:  # the position table's length
-        return self.config.block_size
+    def max_context(self) -> int | None:
+        """The position table's length; None (unbounded) for rotary / none positions, which read past block_size."""
+        return self.config.block_size if self.config.positions == "learned" else None
 
     def check_length(self, T: int) -> None:
-        if self.config.positions == "learned" and T > self.config.block_size:
+        if self.max_context is not None and T > self.max_context:
             raise ValueError(
                 f"sequence length {T} exceeds the transformer's position table (block_size={self.config.block_size})"
             )

@@ -8,7 +8,8 @@
 Every run is an ordinary `train()` run (training/trainer.py) in OUT/runs/<name>/, one per model × init × lr × seed,
 all with the same TrainConfig apart from those four. They run in parallel worker processes (`jobs`). After
 training, each run is scored with evaluation.per_position_loss on the same fixed windows: the validation split at
-1×, 2× and 4× the training context (the transformer has no positions past its table: n/a), and an
+1×, 2× and 4× the training context (n/a where the model cannot read past it, `model.max_context`: a
+learned-position transformer; rotary / none positions and the Memory Mosaic are scored), and an
 out-of-distribution text encoded with the run's own tokenizer. Writes OUT/compare.json, OUT/table.md and
 OUT/compare.png (validation loss against step and wall-clock, per-position loss).
 """
@@ -64,19 +65,21 @@ class CompareConfig:
         if self.model_args is None:
             self.model_args = dict(self.base.model_args)
         if not self.out:
-            raise ConfigError("no output directory given (pass --out DIR)")
+            raise ConfigError("no output directory given", key="out")
         check_choices(self)
         if not self.lrs:
             self.lrs = (self.base.lr,)
         for lr in self.lrs:
             if not (math.isfinite(lr) and lr > 0):
-                raise ConfigError(f"learning rates must be finite and > 0, got {lr}")
-        if not self.seeds or not self.models or not self.inits:
-            raise ConfigError("need at least one model, init and seed")
+                raise ConfigError(f"lrs (learning rates) must be finite and > 0, got {lr}", key="lrs")
+        for name in ("models", "inits", "seeds", "contexts"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must name at least one", key=name)
         if any(c < 1 for c in self.contexts):
-            raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}")
+            raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}",
+                              key="contexts")
         if self.jobs is not None and self.jobs < 1:
-            raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}")
+            raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}", key="jobs")
         check_either_model_args(self.model_args)
         if self.base.resume:
             raise ConfigError("compare always starts new runs (no --resume)")
@@ -87,7 +90,11 @@ class CompareConfig:
                 except ConfigError as err:
                     hint = " (v2 is the Memory Mosaic's init: compare it alone, --models mosaic)" if (
                         model == "transformer" and "'v2'" in str(err)) else ""
-                    raise ConfigError(f"the {model} runs: {err}{hint}") from None
+                    # Keyed as the model config's check, so the CLI names --model-args FIELD; init is not: it may
+                    # come from --inits or from --model-args.
+                    if err.key in (None, "init"):
+                        raise ConfigError(f"the {model} runs: {err}{hint}") from None
+                    raise ConfigError(f"{err} (the {model} runs)", key=err.key, others=err.others) from None
 
     def _model_args(self, model: str, init: str) -> dict:
         """The model config overrides of a run: model_args a model's config lacks (pmem_size, ablation switches)
@@ -131,8 +138,8 @@ def _score(run_dir: Path, spec: dict, contexts, ood_data: str, device: str) -> d
     amp = autocast_dtype(cfg.dtype, torch.device(device))  # score in the precision the run trained in
     out = {"data_key": data_key, "positions": {}}
     for k in contexts:
-        if spec["model"] == "transformer" and k * block > block:
-            out["positions"][str(k)] = None  # no position embeddings past block_size
+        if model.max_context is not None and k * block > model.max_context:
+            out["positions"][str(k)] = None  # a learned position table ends at block_size: nothing to score
             continue
         res = per_position_loss(model, val_tok, k * block, cfg.eval_batches, bs, seed=cfg.seed + 1, device=device,
                                 autocast_dtype=amp)
@@ -204,6 +211,8 @@ def compare(cc: CompareConfig) -> dict:
     results = []
     for spec in specs:
         spec["train"]["progress"] = cc.base.progress and jobs == 1
+        # --verify-cache hashed the token cache once, above: the workers find it as verified (a size / mtime check)
+        spec["train"]["verify_cache"] = False
     if jobs == 1:
         for spec in specs:
             results.append(_run(spec, tok_dict, cc.contexts, cc.ood_data, threads, cc.tf32))
@@ -308,7 +317,8 @@ def table(report: dict) -> str:
              f"({report['tokenizer']} tokens), mean ± sample std over seeds. pos 0 / pos ½T..T: per-position loss "
              f"at position 0 and averaged over the second half of the training context T = {block}. k× ctx: mean "
              f"loss over windows of k·T tokens, then over their positions < T and ≥ T (the same windows: the fair "
-             f"test of a longer context; n/a: the transformer has no positions past T; means over seeds).")
+             f"test of a longer context; n/a: a model that cannot read past T, the learned-position transformer; means over "
+             f"seeds).")
     if report["ood_data"]:
         notes += f" OOD: loss on {report['ood_data']} (not trained on), windows of T tokens."
     return "\n".join(rows) + notes

@@ -68,19 +68,20 @@ class TrainConfig:
         check_choices(self)
         cls = CONFIGS[self.model]
         if self.preset not in cls.PRESETS:
-            raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}")
+            raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}", key="preset")
         self._check_model_args()
         for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
                      "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}", key=name)
         for name in ("checkpoint_interval", "lr_decay_steps", "eval_batch_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be ≥ 1 (or unset), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be ≥ 1 (or unset), got {getattr(self, name)}", key=name)
         if self.batch_size % self.grad_accum:
-            raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})")
+            raise ConfigError(f"batch_size ({self.batch_size}) must be divisible by grad_accum ({self.grad_accum})",
+                              key="batch_size", others=("grad_accum",))
         if self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+            raise ConfigError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}", key="warmup_steps")
         self._check_optimisation()
 
     def _check_model_args(self) -> None:
@@ -90,19 +91,20 @@ class TrainConfig:
         """Values that train silently wrong (or not at all) are refused: lr > 0, 0 ≤ min_lr ≤ lr, ..."""
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "beta1", "beta2", "val_fraction"):
             if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}", key=name)
         if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"lr must be > 0, got {self.lr}", key="lr")
         if not 0 <= self.min_lr <= self.lr:
-            raise ConfigError(f"min_lr must be in [0, lr = {self.lr:g}], got {self.min_lr:g}")
+            raise ConfigError(f"min_lr must be in [0, lr = {self.lr:g}], got {self.min_lr:g}", key="min_lr",
+                              others=("lr",))
         for name in ("weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be ≥ 0, got {getattr(self, name)}", key=name)
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}", key=name)
         if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}", key="val_fraction")
 
     @property
     def decay_steps(self) -> int:
