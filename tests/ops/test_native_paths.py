@@ -131,20 +131,25 @@ def test_key_path_is_causal():
     assert (xg.grad[:, :, t0:] == 0).all() and (xg.grad[:, :, :t0] != 0).any()
 
 
-def test_parameter_gradients_do_not_depend_on_the_thread_count():
-    """∂b, ∂s, ∂γ are summed per (b, h) row in float64, then over b here: the same bits with 1 or 2 threads."""
-    x, p, w = inputs((4, 4, 33, 16), torch.float32, seed=4)
+def test_results_do_not_depend_on_the_thread_count():
+    """Rows long enough (T·D ≥ 32,768) that two threads split the B·H = 9 rows, one batch element's heads across
+    both (blocks starting at h > 0): the same bits as one thread, outputs and gradients — ∂b, ∂s, ∂γ are summed
+    per (b, h) row in float64, then over b — and the float64 reference to round-off."""
+    x, p, w = inputs((3, 3, 1100, 32), torch.float32, seed=4)
     threads = torch.get_num_threads()
     out = []
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            out.append(run(native_paths.native_key_path, x, "projection", torch.float32, w, p["b"], p["s"])[1]
-                       + run(native_paths.native_value_path, x, "projection", torch.float32, w, p["s"], p["gamma"])[1])
+            out.append((run(native_paths.native_key_path, x, "projection", torch.float32, w, p["b"], p["s"]),
+                        run(native_paths.native_value_path, x, "projection", torch.float32, w, p["s"], p["gamma"])))
     finally:
         torch.set_num_threads(threads)
-    for g1, g2 in zip(*out):
-        assert torch.equal(g1, g2)
+    for (y1, g1), (y2, g2) in zip(*out):
+        assert torch.equal(y1, y2) and all(torch.equal(a, b) for a, b in zip(g1, g2))
+    compare(out[1][0], run(key_reference, x, "projection", torch.float64, w, p["b"], p["s"]), torch.float32, "key")
+    compare(out[1][1], run(scaled_l2_normalize_reference, x, "projection", torch.float64, w, p["s"], p["gamma"]),
+            torch.float32, "value")
 
 
 def test_dispatch_takes_the_native_kernels_on_cpu_float32_float64_only(monkeypatch):
