@@ -2,8 +2,6 @@
 backward; their dispatch; the fallback to the PyTorch paths. Skipped, with the reason shown, where the kernels
 cannot be built (no C++ compiler or ninja) or MEMORY_MOSAICS_NATIVE=0."""
 
-import warnings
-
 import pytest
 import torch
 
@@ -179,33 +177,3 @@ def test_disabled_by_the_environment_the_pytorch_paths_give_the_same_results(mon
     assert cpu_kernels.unavailable_reason() == f"{cpu_kernels.ENV}=0"
     for on, off in zip(results["1"], results["0"]):
         compare(on, off, torch.float32, "native vs PyTorch path")
-
-
-def test_a_failed_build_warns_once_and_falls_back(monkeypatch):
-    def broken():
-        raise RuntimeError("Error building extension 'x'\nc++: error: no compiler here")
-
-    monkeypatch.setattr(cpu_kernels, "_loaded", None)
-    monkeypatch.setattr(cpu_kernels, "_build_and_load", broken)
-    with pytest.warns(RuntimeWarning, match="native CPU kernels unavailable .*no compiler here"):
-        assert not cpu_kernels.available()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert not cpu_kernels.available()  # decided once per process: no second warning
-    assert not caught
-    assert "no compiler here" in cpu_kernels.unavailable_reason()
-    assert not native_paths.native_ok(torch.randn(1, 1, 2, 2))
-    y = key_path.leaky_normalize(torch.randn(1, 2, 5, 3), torch.rand(2), torch.rand(2), 16)  # the PyTorch scan
-    assert y.shape == (1, 2, 5, 3)
-
-
-def test_ninja_is_found_without_an_activated_venv(monkeypatch, tmp_path):
-    """torch runs `ninja` from PATH; with a venv's interpreter but not its bin/ on PATH, the loader adds it."""
-    pytest.importorskip("ninja", reason="the ninja package is not installed")
-    import shutil
-
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert shutil.which("ninja") is None
-    with cpu_kernels._ninja_on_path():
-        assert shutil.which("ninja") is not None
-    assert shutil.which("ninja") is None

@@ -75,8 +75,11 @@ def _load() -> None:
         lines = str(e).strip().splitlines() or [type(e).__name__]
         first = next((l for l in lines if "error" in l.lower() and l is not lines[0]), lines[0]).strip()[:200]
         _reason = f"{type(e).__name__}: {first}"
-        warnings.warn(f"memory_mosaics: native CPU kernels unavailable ({_reason}); using the PyTorch paths "
-                      f"(set {ENV}=0 to skip the build)", RuntimeWarning, stacklevel=3)
+        msg = f"memory_mosaics: native CPU kernels unavailable ({_reason}); using the PyTorch paths (set {ENV}=0 to skip the build)"
+        try:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        except Warning:  # warnings made errors (-W error): the fallback must not crash; say it on stderr instead
+            print(msg, file=sys.stderr)
 
 
 def _build_and_load() -> None:
