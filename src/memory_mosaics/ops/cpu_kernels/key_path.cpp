@@ -85,6 +85,10 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
         T* a = acc.data() + (h - h0) * D;
         const T* gt = G.at(b, h, t);
         const T* kt = K.at(b, h, t);
+        if (t >= kAhead) {  // the walk runs backwards in memory: fetch ahead by hand
+          prefetch_row(G.at(b, h, t - kAhead), D);
+          prefetch_row(K.at(b, h, t - kAhead), D);
+        }
         const T m = std::max(nr[t], eps);
         const T c = dot(kt, gt, D);
         const NormGrad<T> ng(nr[t], c, s);

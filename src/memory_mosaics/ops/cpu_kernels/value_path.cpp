@@ -65,6 +65,11 @@ void value_backward_rows(const at::Tensor& grad, const at::Tensor& y, const at::
         const T* gu_prev = buf.data() + ((h - h0) * 2 + ((t + 1) & 1)) * D;
         const T* gt = G.at(b, h, t);
         const T* yt = Y.at(b, h, t);
+        if (t + kAhead < T_) {
+          prefetch_row(G.at(b, h, t + kAhead), D);
+          prefetch_row(Y.at(b, h, t + kAhead), D);
+          if (gamma_p) prefetch_row(X.at(b, h, t + kAhead), D);
+        }
         const T c = dot(yt, gt, D);
         const NormGrad<T> ng(nr[t], c, s);
         for (int64_t i = 0; i < D; ++i) gu[i] = ng.si * gt[i] - ng.proj * yt[i];
