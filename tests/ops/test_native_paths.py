@@ -177,3 +177,18 @@ def test_disabled_by_the_environment_the_pytorch_paths_give_the_same_results(mon
     assert cpu_kernels.unavailable_reason() == f"{cpu_kernels.ENV}=0"
     for on, off in zip(results["1"], results["0"]):
         compare(on, off, torch.float32, "native vs PyTorch path")
+
+
+def test_fake_tensor_mode_traces_both_paths():
+    """Memory estimators and non-strict export run the model on FakeTensors: the ops have fake implementations."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    x, p, _ = inputs((2, 3, 17, 8), torch.float32, seed=6)
+    x = x.float().transpose(1, 2)
+    b, s, g = (p[k].float() for k in ("b", "s", "gamma"))
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        fx = mode.from_tensor(x).requires_grad_()
+        for y in (key_path.leaky_normalize(fx, b, s, 16), normalize.scaled_l2_normalize(fx, s, g)):
+            assert isinstance(y, FakeTensor) and y.shape == x.shape
+            (gx,) = torch.autograd.grad(y.sum(), fx)
+            assert gx.shape == x.shape

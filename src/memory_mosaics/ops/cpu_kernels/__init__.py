@@ -92,6 +92,20 @@ def _build_and_load() -> None:
                            build_directory=build_dir, is_python_module=False, verbose=False)
     if not hasattr(torch.ops.memory_mosaics, "key_path_forward"):
         raise RuntimeError("the library loaded but registered no ops")
+    _register_fakes()
+
+
+OPS = ("key_path_forward", "key_path_backward", "value_path_forward", "value_path_backward")
+
+
+def _register_fakes() -> None:
+    """Under FakeTensorMode (memory estimators, non-strict export) the ops only fill outputs the caller allocated:
+    nothing to compute (without this, fake mode runs the real kernel on zero-filled stand-ins)."""
+    register = getattr(torch.library, "register_fake", None)  # torch ≥ 2.4
+    if register is None:
+        return
+    for name in OPS:
+        register(f"memory_mosaics::{name}")(lambda *args, **kwargs: None)
 
 
 @contextlib.contextmanager
