@@ -1,11 +1,13 @@
 """Where the Memory Mosaic's extra training-step time goes on CPU (issue 15), three ways, each side by side with the
 transformer in one process (interleaved, medians, this process's CPU time):
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/step_breakdown.py [--repeats 9] [--parts functions ceilings overhead]
+    OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/step_breakdown.py [--repeats 9] [--parts functions ceilings overhead native]
 
-- functions: ms per step spent inside each hand-written autograd Function (forward and backward), in the real step.
+- functions: ms per step spent inside each hand-written autograd Function (forward and backward), in the real step
+  (the native kernels' Functions when they are built, the PyTorch ones with MEMORY_MOSAICS_NATIVE=0).
 - ceilings: transformer / Memory Mosaic step-time ratio when the key path or the value path is replaced by a near-free
   stand-in (s·x: NOT the model — an upper bound on what making that part faster could give).
+- native: the step with the native CPU kernels (ops/cpu_kernels/) on and off, interleaved with the transformer's.
 - overhead: fixed cost per step at batch 1, T 16 (compute ≈ 0: Python, dispatch and small ops), with the number of
   aten ops forward / backward / AdamW.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 import memory_mosaics.layers.key_extractor as key_extractor
 import memory_mosaics.layers.value_extractor as value_extractor
 from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
-from memory_mosaics.ops import key_path, normalize, strict_past
+from memory_mosaics.ops import cpu_kernels, key_path, native_paths, normalize, strict_past
 
 CASES = ((256, 2, 1024), (4096, 8, 256))
 
@@ -39,8 +42,9 @@ def models(V: int, T: int) -> dict:
             "transformer": Transformer(TransformerConfig.preset("small", **over))}
 
 
-def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None) -> dict:
-    """Median step time (ms) of each model, interleaved; on_repeat(r) is called before each round."""
+def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None, on_model=None) -> dict:
+    """Median step time (ms) of each model, interleaved; on_repeat(r) is called before each round, on_model(k)
+    before each model's step."""
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in ms.items()}
     x, y = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
     times = {k: [] for k in ms}
@@ -48,6 +52,8 @@ def timed_steps(ms: dict, V: int, B: int, T: int, repeats: int, on_repeat=None) 
         if on_repeat:
             on_repeat(r)
         for k, m in ms.items():
+            if on_model:
+                on_model(k)
             t0 = time.process_time()
             loss = F.cross_entropy(m(x).flatten(0, 1), y.flatten())
             opts[k].zero_grad(set_to_none=True)
@@ -67,10 +73,14 @@ def _timer(f, key: str, spent: dict):
     return staticmethod(timed)
 
 
+TIMED = (("key path", key_path._LeakyNormalize), ("value norm", normalize._ScaledL2Normalize),
+         ("native key path", native_paths._NativeKeyPath), ("native value norm", native_paths._NativeValuePath),
+         ("strict past", strict_past._StrictPastSelf))
+
+
 def functions(repeats: int) -> None:
     spent = collections.defaultdict(float)
-    for name, cls in (("key path", key_path._LeakyNormalize), ("value norm", normalize._ScaledL2Normalize),
-                      ("strict past", strict_past._StrictPastSelf)):
+    for name, cls in TIMED:
         for phase in ("forward", "backward"):
             setattr(cls, f"_untimed_{phase}", getattr(cls, phase))
             setattr(cls, phase, _timer(getattr(cls, phase), f"{name} {phase}", spent))
@@ -80,9 +90,39 @@ def functions(repeats: int) -> None:
             print(f"vocab {V} B {B} T {T}: step mosaic {med['mosaic']:.1f} ms, transformer {med['transformer']:.1f} ms;"
                   " inside the Functions, ms per step: " + ", ".join(f"{k} {1e3 * v / repeats:.2f}" for k, v in spent.items()))
     finally:
-        for cls in (key_path._LeakyNormalize, normalize._ScaledL2Normalize, strict_past._StrictPastSelf):
+        for _, cls in TIMED:
             for phase in ("forward", "backward"):
                 setattr(cls, phase, staticmethod(getattr(cls, f"_untimed_{phase}")))
+
+
+def native(repeats: int) -> None:
+    """The step with the native CPU kernels on and off (MEMORY_MOSAICS_NATIVE, read at every call), interleaved
+    with the transformer's in one process."""
+    if not cpu_kernels.available():
+        print(f"native: not available ({cpu_kernels.unavailable_reason()})")
+        return
+    for V, B, T in CASES:
+        ms = models(V, T)
+        ms["mosaic native off"] = models(V, T)["mosaic"]  # the same weights (seed 0)
+        with _env(cpu_kernels.ENV):
+            med = timed_steps(ms, V, B, T, repeats,
+                              on_model=lambda k: os.environ.__setitem__(cpu_kernels.ENV, "0" if "off" in k else "1"))
+        on, off, tr = med["mosaic"], med["mosaic native off"], med["transformer"]
+        print(f"vocab {V} B {B} T {T}: step mosaic native {on:.1f} ms, PyTorch paths {off:.1f} ms, transformer "
+              f"{tr:.1f} ms; transformer / mosaic {tr / on:.3f} (native) vs {tr / off:.3f} (PyTorch paths)")
+
+
+@contextmanager
+def _env(name: str):
+    """Restore environment variable `name` afterwards."""
+    old = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @contextmanager
@@ -145,9 +185,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--parts", nargs="+", default=["functions", "ceilings", "overhead"],
-                    choices=["functions", "ceilings", "overhead"])
+                    choices=["functions", "ceilings", "overhead", "native"])
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time of this process")
+    native = "on" if cpu_kernels.available() else f"off ({cpu_kernels.unavailable_reason()})"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time of this process; native CPU kernels {native}")
     for part in args.parts:
         globals()[part](args.repeats)
 

@@ -15,6 +15,7 @@ import torch
 
 from .first_order import first_order
 from .leaky_average import scan_htk, scan_plan
+from .native_paths import native_key_path, native_ok
 from .normalize import EPS
 
 
@@ -60,8 +61,10 @@ class _LeakyNormalize(torch.autograd.Function):
 
 def leaky_normalize(x: torch.Tensor, b: torch.Tensor, scale: torch.Tensor, chunk: int) -> torch.Tensor:
     """s_h · Norm(leaky_average(x, b)) for x (B, H, T, D), b and scale (H,): the CPU fast path of a key extractor
-    (float32/float64; callers use the separate ops elsewhere). Returns a (B, H, T, D) view of an (H, T, B, D)
-    tensor."""
+    (float32/float64; callers use the separate ops elsewhere). On the native kernel (ops/native_paths.py) when it
+    is built: a (B, H, T, D) view of an (H, B, T, D) tensor; otherwise this Function: a view of (H, T, B, D)."""
     if chunk < 2:
         raise ValueError(f"chunk must be ≥ 2 (the carry recursion shortens the sequence by chunk), got {chunk}")
+    if native_ok(x):
+        return native_key_path(x, b, scale)
     return _LeakyNormalize.apply(x, b, scale, chunk)

@@ -7,7 +7,8 @@ x: (B, H, T, D) (or (B, H, ..., D) without the mix); s, γ: (H,). Computed in at
 floor would round to 0, and a zero vector — the last value when γ = 0 — would give 0·inf = NaN).
 
 - `scaled_l2_normalize_reference`: the plain autograd expression (the definition the fast path is tested against).
-- `scaled_l2_normalize`: the fast path, an autograd Function with a hand-written backward. Autograd through the
+- `scaled_l2_normalize`: the fast path, on CPU the native kernel (ops/native_paths.py) when it is built, else an
+  autograd Function with a hand-written backward. Autograd through the
   reference runs ~10 full-size passes (norm, clamp, two products, the norm's masked backward, a sum of two
   gradients); the backward of a normalisation has a closed form in the output y alone:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from .first_order import first_order
+from .native_paths import native_ok, native_value_path
 
 EPS = 1e-12
 
@@ -97,4 +99,6 @@ def scaled_l2_normalize(x: torch.Tensor, scale: torch.Tensor, gamma: torch.Tenso
         raise ValueError(f"the peek mix needs x laid out (B, H, T, D), got shape {tuple(x.shape)}")
     if torch.compiler.is_compiling():  # plain ops: torch.compile fuses them itself (see first_order.py)
         return scaled_l2_normalize_reference(x, scale, gamma)
+    if native_ok(x):  # CPU, float32/64, (B, H, T, D): one pass each way (ops/native_paths.py)
+        return native_value_path(x, scale, gamma)
     return _ScaledL2Normalize.apply(x, scale, gamma)
