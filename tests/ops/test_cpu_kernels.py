@@ -77,7 +77,9 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch):
     def broken():
         raise RuntimeError("Error building extension 'x'\nc++: error: no compiler here")
 
+    monkeypatch.delenv(cpu_kernels.ENV, raising=False)  # the suite may run with the kernels off
     monkeypatch.setattr(cpu_kernels, "_loaded", None)
+    monkeypatch.setattr(cpu_kernels, "_reason", "")
     monkeypatch.setattr(cpu_kernels, "_build_and_load", broken)
     with pytest.warns(RuntimeWarning, match="native CPU kernels unavailable .*no compiler here"):
         assert not cpu_kernels.available()
@@ -92,7 +94,9 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch):
 
 
 def test_a_failed_build_under_warnings_as_errors_still_falls_back(monkeypatch, capsys):
+    monkeypatch.delenv(cpu_kernels.ENV, raising=False)
     monkeypatch.setattr(cpu_kernels, "_loaded", None)
+    monkeypatch.setattr(cpu_kernels, "_reason", "")
     monkeypatch.setattr(cpu_kernels, "_build_and_load", lambda: 1 / 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -110,3 +114,11 @@ def test_ninja_is_found_without_an_activated_venv(monkeypatch, tmp_path):
     with cpu_kernels._ninja_on_path():
         assert shutil.which("ninja") is not None
     assert shutil.which("ninja") is None
+
+
+def test_calling_a_native_path_without_the_kernels_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(cpu_kernels.ENV, "0")
+    with pytest.raises(RuntimeError, match="native CPU kernels are unavailable .*MEMORY_MOSAICS_NATIVE=0"):
+        native_paths.native_key_path(torch.randn(1, 1, 2, 2), torch.ones(1), torch.ones(1))
+    with pytest.raises(RuntimeError, match="native CPU kernels are unavailable"):
+        native_paths.native_value_path(torch.randn(1, 1, 2, 2), torch.ones(1))

@@ -111,6 +111,40 @@ def test_zero_vectors_take_the_floor(dtype):
     assert (y[:, 0, -1] == 0).all()  # the value under the floor
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_vectors_under_the_floor_but_not_zero(dtype):
+    """0 < ‖u‖ < 1e-12: the norm is the constant floor there, so the gradient has no projection term. (With exact
+    zeros that term is 0 either way; here it would not be: a kernel keeping it is off by up to 40 % per row.)"""
+    x, p, w = inputs((2, 3, 9, 8), dtype, seed=4)
+    x[1, :, 2] *= 3e-13  # row (b 1, h 2): every k̄_t and u_t is under the floor
+    x[0, 4:, 0] *= 3e-13  # row (b 0, h 0) from t = 4: under the floor for the values, not for the keys
+    for fn, ref, params in ((native_paths.native_key_path, key_reference, (p["b"], p["s"])),
+                            (native_paths.native_value_path, scaled_l2_normalize_reference, (p["s"], p["gamma"]))):
+        (y, grads), (y_ref, grads_ref) = (run(fn, x, "projection", dtype, w, *params),
+                                          run(ref, x, "projection", torch.float64, w, *params))
+        assert_rows_close(y, y_ref, RTOL[dtype], f"{fn.__name__} forward")
+        assert_rows_close(grads[0], grads_ref[0], RTOL[dtype], f"{fn.__name__} ∂x")
+
+
+def test_long_memory_keeps_float32_accuracy():
+    """A head with λ near 1 (b = 1e-4) sums ~T terms: the recurrences run in double inside the kernel, so float32
+    keys and gradients stay as close to the float64 reference as the chunked PyTorch scan's (in float32 arithmetic
+    they were 10-100x further off at T 1,024-4,096)."""
+    B, H, T, D = 1, 2, 2048, 8
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(B, T, H, D, generator=g, dtype=torch.float64)
+    w = torch.randn(B, H, T, D, generator=g, dtype=torch.float64)
+    b, s = torch.tensor([1e-4, 1e-3], dtype=torch.float64), torch.tensor([1.0, 2.0], dtype=torch.float64)
+    native = run(native_paths.native_key_path, x, "projection", torch.float32, w, b, s)
+    reference = run(key_reference, x, "projection", torch.float64, w, b, s)
+    pytorch = run(lambda x, b, s: key_path._LeakyNormalize.apply(x, b, s, 16), x, "projection", torch.float32, w, b, s)
+    for what, i in (("forward", None), ("∂x", 0)):
+        got, want, theirs = ((r[0] if i is None else r[1][i]) for r in (native, reference, pytorch))
+        err = ((got.double() - want).abs().max() / want.abs().max()).item()
+        err_pytorch = ((theirs.double() - want).abs().max() / want.abs().max()).item()
+        assert err < max(4 * err_pytorch, 1e-6), f"{what}: native {err:.1e}, PyTorch scan {err_pytorch:.1e}"
+
+
 def test_key_path_is_causal():
     """k_t depends on x_{≤t} only: changing x_t' leaves every k_t, t < t', bit for bit; no gradient flows back in
     time's other direction."""

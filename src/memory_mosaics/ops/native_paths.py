@@ -96,11 +96,18 @@ class _NativeValuePath(torch.autograd.Function):
         return gx, gs, gg
 
 
+def _require() -> None:
+    if not cpu_kernels.available():  # also what loads the library into torch.ops on a first call
+        raise RuntimeError(f"the native CPU kernels are unavailable ({cpu_kernels.unavailable_reason()})")
+
+
 def native_key_path(x: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """s_h · Norm(leaky_average(x, b)) for x (B, H, T, D), b and scale (H,), on the native kernel."""
+    _require()
     return _NativeKeyPath.apply(x, b, scale)
 
 
 def native_value_path(x: torch.Tensor, scale: torch.Tensor, gamma: torch.Tensor | None = None) -> torch.Tensor:
     """scale_h · Norm(x), with γ of the peek mix of x along time, for x (B, H, T, D), on the native kernel."""
+    _require()
     return _NativeValuePath.apply(x, scale, gamma)

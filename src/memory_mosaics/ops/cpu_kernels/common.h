@@ -35,12 +35,12 @@ inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
   return s;
 }
 
-// out = s·u / max(‖u‖, ε); returns ‖u‖ (the backward's saved norm).
-template <typename T>
-inline T scale_normalize(const T* __restrict u, T* __restrict out, T s, int64_t D) {
-  const T n = std::sqrt(dot(u, u, D));
-  const T f = s / std::max(n, static_cast<T>(kEps));
-  for (int64_t i = 0; i < D; ++i) out[i] = u[i] * f;
+// out = s·u / max(‖u‖, ε), computed in u's type U and stored as T; returns ‖u‖ (the backward's saved norm).
+template <typename U, typename T>
+inline U scale_normalize(const U* __restrict u, T* __restrict out, U s, int64_t D) {
+  const U n = std::sqrt(dot(u, u, D));
+  const U f = s / std::max(n, static_cast<U>(kEps));
+  for (int64_t i = 0; i < D; ++i) out[i] = static_cast<T>(u[i] * f);
   return n;
 }
 

@@ -6,8 +6,10 @@
 //     ∂L/∂k̄_t (local) = (s/m_t) g_t − [n_t ≥ ε] (c_t/(s m_t)) k_t,   m_t = max(n_t, ε)
 //     a_t = local_t + λ a_{t+1}                      (= ∂L/∂x_t)
 //     ∂L/∂λ += a_{t+1}·k̄_t,  k̄_t = k_t m_t/s  (read with k_t, before a_{t+1} is overwritten);  ∂L/∂s += c_t/s
-// k̄ lives in a d_h-long buffer; the parameter gradients are summed per row in double and written per (b, h),
-// so the caller's sum over b is deterministic whatever the thread count.
+// k̄ and a live in d_h-long buffers kept in double whatever the input dtype: both recurrences run T steps, and in
+// float32 a head with λ near 1 (b = 1e-4, T 4,096) lost two digits against the chunked scan (2e-5 vs 2e-7 relative).
+// The parameter gradients are summed per row in double and written per (b, h), so the caller's sum over b is
+// deterministic whatever the thread count.
 #include "common.h"
 
 #include <vector>
@@ -24,14 +26,14 @@ void key_forward_rows(const at::Tensor& x, const at::Tensor& lam, const at::Tens
   const double* s_p = scale.data_ptr<double>();
   T* n_p = norm.data_ptr<T>();
   parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
-    std::vector<T> kbar((h1 - h0) * D, T(0));  // k̄_{t-1} of each row of the block
+    std::vector<double> kbar((h1 - h0) * D, 0.0);  // k̄_{t-1} of each row of the block
     for (int64_t t = 0; t < T_; ++t) {
       for (int64_t h = h0; h < h1; ++h) {
-        const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
-        T* kb = kbar.data() + (h - h0) * D;
+        const double l = lam_p[h], s = s_p[h];
+        double* kb = kbar.data() + (h - h0) * D;
         const T* xt = X.at(b, h, t);
-        for (int64_t i = 0; i < D; ++i) kb[i] = xt[i] + l * kb[i];
-        n_p[(b * H + h) * T_ + t] = scale_normalize(kb, K.at(b, h, t), s, D);
+        for (int64_t i = 0; i < D; ++i) kb[i] = static_cast<double>(xt[i]) + l * kb[i];
+        n_p[(b * H + h) * T_ + t] = static_cast<T>(scale_normalize(kb, K.at(b, h, t), s, D));
       }
     }
   });
@@ -40,24 +42,25 @@ void key_forward_rows(const at::Tensor& x, const at::Tensor& lam, const at::Tens
 // One step of the reverse scan: a ← si·g − proj·k + λ·a (∂L/∂x_t, also written to gx); returns a_{t+1}·k_t, read
 // before a is overwritten. Eight partial sums; the restrict qualifiers let the compiler vectorise it.
 template <typename T>
-inline T reverse_step(T* __restrict a, T* __restrict gx, const T* __restrict g, const T* __restrict k, T si, T proj,
-                      T l, int64_t D) {
-  T dl[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+inline double reverse_step(double* __restrict a, T* __restrict gx, const T* __restrict g, const T* __restrict k,
+                           double si, double proj, double l, int64_t D) {
+  double dl[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= D; i += 8) {
     for (int j = 0; j < 8; ++j) {
-      const T old = a[i + j];
-      dl[j] += old * k[i + j];
-      const T v = si * g[i + j] - proj * k[i + j] + l * old;
+      const double old = a[i + j], kv = k[i + j];
+      dl[j] += old * kv;
+      const double v = si * static_cast<double>(g[i + j]) - proj * kv + l * old;
       a[i + j] = v;
-      gx[i + j] = v;
+      gx[i + j] = static_cast<T>(v);
     }
   }
-  T d = ((dl[0] + dl[4]) + (dl[1] + dl[5])) + ((dl[2] + dl[6]) + (dl[3] + dl[7]));
+  double d = ((dl[0] + dl[4]) + (dl[1] + dl[5])) + ((dl[2] + dl[6]) + (dl[3] + dl[7]));
   for (; i < D; ++i) {
-    d += a[i] * k[i];
-    a[i] = si * g[i] - proj * k[i] + l * a[i];
-    gx[i] = a[i];
+    const double kv = k[i];
+    d += a[i] * kv;
+    a[i] = si * static_cast<double>(g[i]) - proj * kv + l * a[i];
+    gx[i] = static_cast<T>(a[i]);
   }
   return d;
 }
@@ -73,28 +76,27 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
   const T* n_p = norm.data_ptr<T>();
   double* gl_p = grad_lam.data_ptr<double>();
   double* gs_p = grad_scale.data_ptr<double>();
-  const T eps = static_cast<T>(kEps);
   parallel_row_blocks(B, H, T_, D, [&](int64_t b, int64_t h0, int64_t h1) {
     const int64_t nh = h1 - h0;
-    std::vector<T> acc(nh * D, T(0));  // a_{t+1} of each row of the block
+    std::vector<double> acc(nh * D, 0.0);  // a_{t+1} of each row of the block
     std::vector<double> dlam(nh, 0.0), dscale(nh, 0.0);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       for (int64_t h = h0; h < h1; ++h) {
-        const T l = static_cast<T>(lam_p[h]), s = static_cast<T>(s_p[h]);
+        const double l = lam_p[h], s = s_p[h];
         const T* nr = n_p + (b * H + h) * T_;
-        T* a = acc.data() + (h - h0) * D;
+        double* a = acc.data() + (h - h0) * D;
         const T* gt = G.at(b, h, t);
         const T* kt = K.at(b, h, t);
         if (t >= kAhead) {  // the walk runs backwards in memory: fetch ahead by hand
           prefetch_row(G.at(b, h, t - kAhead), D);
           prefetch_row(K.at(b, h, t - kAhead), D);
         }
-        const T m = std::max(nr[t], eps);
-        const T c = dot(kt, gt, D);
-        const NormGrad<T> ng(nr[t], c, s);
-        const T d = reverse_step(a, GX.at(b, h, t), gt, kt, ng.si, ng.proj, l, D);
-        dscale[h - h0] += static_cast<double>(c);
-        dlam[h - h0] += static_cast<double>(d) * static_cast<double>(m);  // a_{t+1}·k̄_t, k̄_t = k_t m_t / s
+        const double n = static_cast<double>(nr[t]), m = std::max(n, kEps);
+        const double c = static_cast<double>(dot(kt, gt, D));
+        const NormGrad<double> ng(n, c, s);
+        const double d = reverse_step(a, GX.at(b, h, t), gt, kt, ng.si, ng.proj, l, D);
+        dscale[h - h0] += c;
+        dlam[h - h0] += d * m;  // a_{t+1}·k̄_t, k̄_t = k_t m_t / s
       }
     }
     for (int64_t h = h0; h < h1; ++h) {
