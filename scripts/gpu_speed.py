@@ -45,8 +45,9 @@ def _timeit(fns: dict, repeats: int, warmup: int = 2) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def part_step() -> None:
-    """bf16 training step (fwd + bwd + AdamW), `paper` width: d 768, 12 heads, 12 layers, T 2048, batch 4."""
+def part_step(compiled: bool = False) -> None:
+    """bf16 training step (fwd + bwd + AdamW), `paper` width: d 768, 12 heads, 12 layers, T 2048, batch 4.
+    compiled: both models under torch.compile (the element-wise passes fused), written to step_compiled.json."""
     import importlib
 
     from memory_mosaics import MemoryMosaic, MosaicConfig, Transformer, TransformerConfig
@@ -61,6 +62,8 @@ def part_step() -> None:
     }
     models = {k: m.to(DEV, torch.bfloat16) for k, m in models.items()}
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=DEV == "cuda") for k, m in models.items()}
+    if compiled:
+        models = {k: torch.compile(m) for k, m in models.items()}
     x = torch.randint(0, 50304, (B, T), device=DEV)
 
     def step(name, triton=True):
@@ -75,6 +78,8 @@ def part_step() -> None:
     original = la._triton_ok
     fns = {"mosaic (triton scan)": step("mosaic"), "mosaic (torch scan)": step("mosaic", triton=False),
            "transformer": step("transformer")}
+    if compiled:  # one mosaic variant (each scan choice would compile anew)
+        fns = {"mosaic (compiled)": step("mosaic"), "transformer": step("transformer")}
     try:
         med = _timeit(fns, repeats=5)
         peak = {}
@@ -92,8 +97,9 @@ def part_step() -> None:
         print(f"  {r['variant']:22s} {r['step_ms']:8.1f} ms  {r['vs_transformer']:.2f}x transformer step time  "
               f"{r['peak_gib']:.1f} GiB")
     device = torch.cuda.get_device_name() if DEV == "cuda" else "cpu (smoke run)"
-    (OUT / "step.json").write_text(json.dumps(dict(device=device, torch=torch.__version__, n_layer=over["n_layer"],
-                                                   rows=rows), indent=2))
+    name = "step_compiled" if compiled else "step"
+    (OUT / f"{name}.json").write_text(json.dumps(dict(device=device, torch=torch.__version__, n_layer=over["n_layer"],
+                                                      compiled=compiled, rows=rows), indent=2))
 
 
 def part_kernel() -> None:
@@ -151,7 +157,7 @@ def part_check() -> None:
 
 def part_table() -> None:
     print("\n==== issue 15 GPU summary " + "=" * 40)
-    for name in ("check", "step", "kernel", "bench"):
+    for name in ("check", "step", "step_compiled", "kernel", "bench"):
         path = OUT / f"{name}.json"
         if not path.exists():
             print(f"[{name}] missing (that part failed: see its log under $OUT)")
@@ -162,8 +168,8 @@ def part_table() -> None:
             worst = {d: max(r["y"] for r in data if r["dtype"] == d) for d in {r["dtype"] for r in data}}
             print(f"[check] Triton leaky average vs float64 reference, fwd+bwd, {len(data)} cases: "
                   f"{'all pass' if not bad else f'{len(bad)} FAIL'}; worst fwd rel err {worst}")
-        elif name == "step":
-            print(f"[step] bf16, d 768, {data['n_layer']} layers, T {data['rows'][0]['T']}, batch {data['rows'][0]['batch']}, "
+        elif name in ("step", "step_compiled"):
+            print(f"[{name}] bf16, d 768, {data['n_layer']} layers, T {data['rows'][0]['T']}, batch {data['rows'][0]['batch']}, "
                   f"{data['device']}, torch {data['torch']}")
             for r in data["rows"]:
                 print(f"  {r['variant']:22s} {r['step_ms']:8.1f} ms  {r['tok_s']:9.0f} tok/s  "
@@ -181,4 +187,5 @@ def part_table() -> None:
 
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    {"check": part_check, "step": part_step, "kernel": part_kernel, "table": part_table}[sys.argv[1]]()
+    {"check": part_check, "step": part_step, "step_compiled": lambda: part_step(compiled=True), "kernel": part_kernel,
+     "table": part_table}[sys.argv[1]]()

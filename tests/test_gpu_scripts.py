@@ -28,3 +28,17 @@ def test_gpu_script_dry_run(script, files, tmp_path, shared_data):
     rows = json.loads((tmp_path / "out" / files[2]).read_text())
     assert {r["model"] for r in rows} == {"mosaic", "transformer"}
     assert any("| mosaic |" in line for line in res.stdout.splitlines()[-20:])  # the table is printed last
+
+
+@pytest.mark.slow
+def test_gpu_speed_step_parts_smoke_on_cpu(tmp_path):
+    """scripts/gpu_speed.py's step parts (eager and torch.compile) and its table, at a tiny size on the CPU."""
+    env = {**os.environ, "GPU_SPEED_DEVICE": "cpu", "OUT": str(tmp_path), "GPU_T": "32", "GPU_LAYERS": "1",
+           "GPU_BATCH": "1", "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    for part in ("step", "step_compiled", "table"):
+        res = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_speed.py"), part], cwd=ROOT, env=env,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    compiled = json.loads((tmp_path / "step_compiled.json").read_text())
+    assert compiled["compiled"] and [r["variant"] for r in compiled["rows"]] == ["mosaic (compiled)", "transformer"]
+    assert "[step_compiled]" in res.stdout and "[step]" in res.stdout
