@@ -66,9 +66,15 @@ def part_step(compiled: bool = False) -> None:
         models = {k: torch.compile(m) for k, m in models.items()}
     x = torch.randint(0, 50304, (B, T), device=DEV)
 
+    def use_triton():
+        return True
+
+    def no_triton():
+        return False
+
     def step(name, triton=True):
-        def run():
-            la._triton_ok = (lambda: True) if triton else (lambda: False)
+        def run():  # the same two functions every call: a compiled graph's guard on them never changes
+            la._triton_ok = use_triton if triton else no_triton
             loss = F.cross_entropy(models[name](x).flatten(0, 1).float(), x.flatten())
             opts[name].zero_grad(set_to_none=True)
             loss.backward()

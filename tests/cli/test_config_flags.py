@@ -28,7 +28,7 @@ from tests.helpers import one_line_error
     ("icl", ["--model", "mosaic", "--layers", "0"], "--layers must be ≥ 1, got 0"),
     ("longctx", ["--n-keys", "0"], "--n-keys must be ≥ 1, got 0"),
     ("longctx", ["--names", "token", "--n-keys", "200"],
-     "--n-keys must be ≥ 1 and the facts per context ≤ 128, the size of the 'token' name pool"),
+     "--n-keys must be ≥ 1 and the facts per context ≤ 128, the size of the 'token' name pool (got 200 at length 2048)"),
     ("longctx", ["--eval-lens", "20"], "--eval-lens must be ≥ 143 for 4 facts and 1 question(s), got 20"),
     ("longctx", ["--train-len", "20"], "--train-len must be ≥ 143 for 4 facts and 1 question(s), got 20"),
     ("longctx", ["--n-embd", "10", "--n-head", "4"], "--n-embd (10) must be divisible by --n-head (4)"),

@@ -101,10 +101,10 @@ class LongContextConfig:
         if not self.depths or not all(0.0 <= d <= 1.0 for d in self.depths):
             raise ConfigError(f"depths must lie in [0, 1], got {self.depths}", key="depths")
         check_choices(self)
-        most = T.NAME_KINDS[self.names].pool
-        if not 1 <= self.n_keys or self.facts(max(self.train_len, *self.eval_lens)) > most:
+        most, longest = T.NAME_KINDS[self.names].pool, max(self.train_len, *self.eval_lens)
+        if not 1 <= self.n_keys or self.facts(longest) > most:
             raise ConfigError(f"n_keys must be ≥ 1 and the facts per context ≤ {most}, the size of the "
-                              f"{self.names!r} name pool", key="n_keys")
+                              f"{self.names!r} name pool (got {self.facts(longest)} at length {longest})", key="n_keys")
         if not 1 <= self.n_queries <= self.n_keys:
             raise ConfigError(f"n_queries must be in [1, n_keys = {self.n_keys}], got {self.n_queries}",
                               key="n_queries", others=("n_keys",))

@@ -87,7 +87,7 @@ def _build_and_load() -> None:
 
     name = extension_name()
     build_dir = cpp_extension._get_build_directory(name, verbose=False)
-    if not any(Path(build_dir).glob(f"{name}*.so")):  # a first build blocks for ~20 s: say why, once
+    if not any(Path(build_dir).glob(f"{name}*{cpp_extension.LIB_EXT}")):  # a first build blocks for ~20 s: say why, once
         print(f"memory_mosaics: building the native CPU kernels once for this machine and torch version (~20 s; "
               f"{ENV}=0 skips them)", file=sys.stderr, flush=True)
     with _ninja_on_path(), _exclusive(Path(build_dir)):
