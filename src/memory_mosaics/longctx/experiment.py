@@ -120,8 +120,7 @@ class LongContextConfig:
             raise ConfigError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}", key="device")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time_limit must be > 0 seconds, got {self.time_limit}", key="time_limit")
-        if self.transformer_steps is not None and self.transformer_steps < 1:
-            raise ConfigError(f"transformer_steps must be ≥ 1, got {self.transformer_steps}", key="transformer_steps")
+        at_least(self, 1, "transformer_steps")
         if not 0.0 <= self.curriculum <= 1.0:
             raise ConfigError(f"curriculum must lie in [0, 1], got {self.curriculum}", key="curriculum")
         if not 0 < self.lr < math.inf:  # also refuses nan

@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import CONFIGS, MOSAIC_INITS, ConfigError, check_choices
+from ..config import CONFIGS, MOSAIC_INITS, ConfigError, at_least, check_choices
 from .config import TrainConfig
 
 MODELS = ("mosaic", "transformer")
@@ -78,8 +78,7 @@ class CompareConfig:
         if any(c < 1 for c in self.contexts):
             raise ConfigError(f"contexts are multiples of the training context (≥ 1), got {self.contexts}",
                               key="contexts")
-        if self.jobs is not None and self.jobs < 1:
-            raise ConfigError(f"jobs must be ≥ 1, got {self.jobs}", key="jobs")
+        at_least(self, 1, "jobs")
         check_either_model_args(self.model_args)
         if self.base.resume:
             raise ConfigError("compare always starts new runs (no --resume)")

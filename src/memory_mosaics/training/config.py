@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from ..config import CONFIGS, ConfigError, check_choices, check_keys
+from ..config import CONFIGS, ConfigError, at_least, check_choices, check_keys
 
 
 def _f(default, help: str, **meta):
@@ -70,10 +70,8 @@ class TrainConfig:
         if self.preset not in cls.PRESETS:
             raise ConfigError(f"unknown preset '{self.preset}'; choose one of: {', '.join(cls.PRESETS)}", key="preset")
         self._check_model_args()
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
-                     "bpe_vocab_size", "vocab_multiple", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be ≥ 1, got {getattr(self, name)}", key=name)
+        at_least(self, 1, "batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "log_interval",
+                 "bpe_vocab_size", "vocab_multiple", "keep_checkpoints")
         for name in ("checkpoint_interval", "lr_decay_steps", "eval_batch_size", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be ≥ 1 (or unset), got {getattr(self, name)}", key=name)
