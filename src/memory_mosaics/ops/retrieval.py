@@ -77,10 +77,11 @@ def shared_bank_retrieval(queries: torch.Tensor, keys: torch.Tensor, values: tor
     values (H, P, Dv) -> (B, H, T, Dv), as one fused attention per head over all B·T queries.
 
     Every query reads the same bank independently, so their order is free: the queries are flattened in whatever
-    order their memory already has — (H, T, B, D) as the leaky average's CPU scan leaves them, or (H, B, T, D) as the
-    native key path writes them — and the result is a view back to (B, H, T, Dv), with no copy either way. Against attention over the banks
-    expanded to the batch (a view too), this skips the backward pass's (B, H, P, D) bank gradients and their sum
-    over B: 23.9 vs 26.7 ms forward + backward at B 8, T 256, H 4, P 448, D 32 (one thread)."""
+    order their memory already has — (H, T, B, D) as the leaky average's CPU scan leaves them, or (H, B, T, D) as
+    the native key path writes them — and the result is a view back to (B, H, T, Dv), with no copy either way.
+    Against attention over the banks expanded to the batch (a view too), this skips the backward pass's
+    (B, H, P, D) bank gradients and their sum over B: 23.9 vs 26.7 ms forward + backward at B 8, T 256, H 4,
+    P 448, D 32 (one thread)."""
     B, H, T, D = queries.shape
     if queries.permute(1, 2, 0, 3).is_contiguous():  # (H, T, B, D) in memory
         order, shape = (1, 2, 0, 3), (H, T, B, -1)

@@ -48,9 +48,9 @@ inline U scale_normalize(const U* __restrict u, T* __restrict out, U s, int64_t 
 // si = s/m, proj = c/(s m), and no projection term below the floor (there the norm is the constant ε).
 template <typename T>
 struct NormGrad {
-  T si, proj;
+  T m, si, proj;
   NormGrad(T n, T c, T s) {
-    const T m = std::max(n, static_cast<T>(kEps));
+    m = std::max(n, static_cast<T>(kEps));
     si = s / m;
     proj = n >= static_cast<T>(kEps) ? c / (s * m) : T(0);
   }

@@ -91,12 +91,11 @@ void key_backward_rows(const at::Tensor& grad, const at::Tensor& k, const at::Te
           prefetch_row(G.at(b, h, t - kAhead), D);
           prefetch_row(K.at(b, h, t - kAhead), D);
         }
-        const double n = static_cast<double>(nr[t]), m = std::max(n, kEps);
         const double c = static_cast<double>(dot(kt, gt, D));
-        const NormGrad<double> ng(n, c, s);
+        const NormGrad<double> ng(static_cast<double>(nr[t]), c, s);
         const double d = reverse_step(a, GX.at(b, h, t), gt, kt, ng.si, ng.proj, l, D);
         dscale[h - h0] += c;
-        dlam[h - h0] += d * m;  // a_{t+1}·k̄_t, k̄_t = k_t m_t / s
+        dlam[h - h0] += d * ng.m;  // a_{t+1}·k̄_t, k̄_t = k_t m_t / s
       }
     }
     for (int64_t h = h0; h < h1; ++h) {
